@@ -1,0 +1,1 @@
+"""raas-local chat TUI (installed as raas_local.tui)."""
