@@ -1,0 +1,232 @@
+"""The batch loop: prompt, generate, extract, score, record, repeat.
+
+The model is reached only through ``generate_fn(prompt) -> GenerationResult``,
+which the caller supplies (the CLI wires it to ``Engine.generate``), so this
+loop knows nothing about llama.cpp.
+
+Decisions:
+
+* Problems whose id is in ``writer.done_ids`` are skipped (resume).
+* Each record is written the moment its problem is scored; nothing is kept
+  for later.
+* Ctrl-C (KeyboardInterrupt) during a problem abandons that problem (it is
+  not recorded, so a rerun does it again) and :func:`solve` returns with
+  ``interrupted=True``; the CLI then exits 130 with a one-line message.
+  Any other exception from ``generate_fn`` propagates: it is the engine's
+  error to report, and every finished problem is already on disk.
+* The prompt template is filled with ``str.replace("{problem}", ...)``, not
+  ``str.format``, so templates may contain literal braces (``\\boxed{}``).
+* The progress bar goes to stderr and shows live accuracy over every scored
+  problem of this set, resumed ones included ("acc 3/5 60%").
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable, Sequence
+
+from raas_local.solve.answer import DEFAULT_THINK_TAGS, extract_answer
+from raas_local.solve.equivalence import check_equivalence
+from raas_local.solve.problems import Problem
+from raas_local.solve.results import ResultWriter
+
+__all__ = [
+    "DEFAULT_PROMPT_TEMPLATE",
+    "GenerationResult",
+    "SolveOutcome",
+    "render_prompt",
+    "score",
+    "solve",
+    "sweep_table",
+]
+
+DEFAULT_PROMPT_TEMPLATE = (
+    "Solve the following math problem. Reason step by step, then give the "
+    "final answer on its own line as \\boxed{answer}.\n\n"
+    "Problem: {problem}"
+)
+
+
+@dataclass
+class GenerationResult:
+    """What one generation returns to the loop."""
+
+    text: str
+    generated_tokens: int = 0
+    peak_kv_cells: int | None = None
+    evictions: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class SolveOutcome:
+    """The result of :func:`solve`.
+
+    ``records`` are this problem set's records in problem order (resumed ones
+    included, problems not reached left out), ready for ``compute_metrics``.
+    """
+
+    records: list[dict] = field(default_factory=list)
+    new: int = 0  # problems solved in this call
+    skipped: int = 0  # problems already in the results file
+    remaining: int = 0  # problems with no record yet (after an interrupt)
+    interrupted: bool = False
+
+
+def render_prompt(template: str, problem: str) -> str:
+    """Put ``problem`` into ``template`` at ``{problem}`` (or after it if absent)."""
+    if "{problem}" in template:
+        return template.replace("{problem}", problem)
+    return f"{template.rstrip()}\n\n{problem}"
+
+
+def score(
+    problem: Problem,
+    gen: GenerationResult,
+    *,
+    timeout: float = 5.0,
+    think_tags: tuple[str, str] = DEFAULT_THINK_TAGS,
+) -> dict[str, Any]:
+    """The result record for one generation."""
+    extracted = extract_answer(gen.text, think_tags)
+    verdict = check_equivalence(extracted, problem.gold, timeout)
+    return {
+        "id": problem.id,
+        "gold": problem.gold,
+        "pred_text": gen.text,
+        "extracted": extracted,
+        "correct": verdict.correct,
+        "timed_out": verdict.timed_out,
+        "generated_tokens": gen.generated_tokens,
+        "peak_kv_cells": gen.peak_kv_cells,
+        "evictions": gen.evictions,
+        "seconds": round(float(gen.seconds), 4),
+    }
+
+
+def _progress(console: Any = None):
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class AccuracyColumn(ProgressColumn):
+        """Live accuracy over the scored problems: ``acc 3/5 60%``."""
+
+        def render(self, task) -> Text:
+            right, scored = task.fields.get("correct", 0), task.fields.get("scored", 0)
+            pct = f"{100 * right / scored:.0f}%" if scored else "--"
+            return Text(f"acc {right}/{scored} {pct}", style="green")
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        AccuracyColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console or Console(stderr=True),
+        transient=False,
+    )
+
+
+def solve(
+    problems: Sequence[Problem],
+    writer: ResultWriter,
+    generate_fn: Callable[[str], GenerationResult],
+    *,
+    prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
+    progress: bool = True,
+    timeout: float = 5.0,
+    think_tags: tuple[str, str] = DEFAULT_THINK_TAGS,
+    description: str = "solve",
+    console: Any = None,
+) -> SolveOutcome:
+    """Solve ``problems`` not yet in ``writer``, recording each as it finishes."""
+    done = {str(r["id"]): r for r in writer.records}
+    outcome = SolveOutcome()
+    by_id: dict[str, dict] = {}
+    right = sum(1 for p in problems if p.id in done and done[p.id].get("correct") is True)
+    scored = sum(1 for p in problems if p.id in done)
+    outcome.skipped = scored
+
+    bar = _progress(console) if progress else None
+    task = None
+    if bar is not None:
+        bar.start()
+        task = bar.add_task(description, total=len(problems), completed=scored,
+                            correct=right, scored=scored)
+    try:
+        for p in problems:
+            if p.id in done:
+                by_id[p.id] = done[p.id]
+                continue
+            try:
+                t0 = time.perf_counter()
+                gen = generate_fn(render_prompt(prompt_template, p.problem))
+                if not gen.seconds:  # the caller did not time it: use wall time
+                    gen = replace(gen, seconds=time.perf_counter() - t0)
+                record = score(p, gen, timeout=timeout, think_tags=think_tags)
+                writer.write(record)
+            except KeyboardInterrupt:
+                # This problem is simply not recorded.  (Should Ctrl-C land
+                # inside write(), the line is either complete once the file is
+                # closed or torn and cut off when it is reopened.)
+                outcome.interrupted = True
+                break
+            done[p.id] = by_id[p.id] = record
+            outcome.new += 1
+            scored += 1
+            right += record["correct"] is True
+            if bar is not None:
+                bar.update(task, advance=1, correct=right, scored=scored)
+    finally:
+        if bar is not None:
+            bar.stop()
+    outcome.records = [by_id[p.id] for p in problems if p.id in by_id]
+    outcome.remaining = len(problems) - len(outcome.records)
+    return outcome
+
+
+_SWEEP_COLS = (
+    ("policy", "policy"),
+    ("budget", "budget"),
+    ("accuracy", "accuracy"),
+    ("n", "n"),
+    ("mean_generated_tokens", "mean gen tokens"),
+    ("peak_kv_cells", "peak KV cells"),
+    ("tok_per_s", "tok/s"),
+)
+
+
+def _fmt(key: str, v: Any) -> str:
+    if v is None:
+        return "n/a"
+    if key == "accuracy":
+        return f"{100 * v:.1f}%"
+    if isinstance(v, float):
+        return f"{v:.1f}"
+    return str(v)
+
+
+def sweep_table(rows: Iterable[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """A markdown table and JSON rows for a policies x budgets sweep.
+
+    Each row is a metrics dict (from ``compute_metrics``); only the sweep
+    columns are kept, in the order given.  Missing values show as ``n/a``.
+    """
+    json_rows = [{k: r.get(k) for k, _ in _SWEEP_COLS} for r in rows]
+    header = "| " + " | ".join(title for _, title in _SWEEP_COLS) + " |"
+    align = "|" + "|".join("---" if k == "policy" else "---:" for k, _ in _SWEEP_COLS) + "|"
+    lines = [header, align]
+    for r in json_rows:
+        lines.append("| " + " | ".join(_fmt(k, r[k]) for k, _ in _SWEEP_COLS) + " |")
+    return "\n".join(lines) + "\n", json_rows
