@@ -34,9 +34,11 @@ only looks in the cache.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,8 @@ from raas_local.models.validate import validate_gguf
 _REPO_RE = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 _SHARD_RE = re.compile(r"-\d{5}-of-\d{5}\.gguf$", re.IGNORECASE)
 _GIT_SHA1_RE = re.compile(r"[0-9a-f]{40}")
+# httpx / requests connection failures, matched by name: neither library is imported here.
+_NETWORK_ERRORS = {"ConnectError", "ConnectTimeout", "ReadTimeout", "TimeoutException", "ConnectionError"}
 
 
 @dataclass(frozen=True)
@@ -198,11 +202,8 @@ def _cached_files(repo_id: str) -> dict[str, Path]:
     return found
 
 
-def locate_cached(ref: HubRef) -> Path | None:
-    """The cached file for ``ref`` (no network, no checks), or None."""
-    if ref.spec is not None and ref.spec.embedded:
-        p = cached_embedded_path()
-        return p if p.is_file() else None
+def _cached_pick(ref: HubRef) -> tuple[str, Path] | None:
+    """(name in the repo, snapshot path) of the cached file ``ref`` designates, or None."""
     if ref.repo_id is None:
         return None
     files = _cached_files(ref.repo_id)
@@ -214,7 +215,16 @@ def locate_cached(ref: HubRef) -> Path | None:
             name = pick_file(list(files), ref.quant, ref.repo_id)
         except ModelError:
             return None
-    return files.get(name)
+    return (name, files[name]) if name in files else None
+
+
+def locate_cached(ref: HubRef) -> Path | None:
+    """The cached file for ``ref`` (no network, no checks), or None."""
+    if ref.spec is not None and ref.spec.embedded:
+        p = cached_embedded_path()
+        return p if p.is_file() else None
+    hit = _cached_pick(ref)
+    return hit[1] if hit else None
 
 
 def _marker_for(digest: str) -> Path:
@@ -242,6 +252,13 @@ def _delete_cached(pointer: Path) -> None:
     blob.unlink(missing_ok=True)
 
 
+def _note_hashing(blob: Path, marker: Path, digest: str) -> None:
+    # Hashing a multi-GB file takes seconds: say why the command pauses (once per file).
+    size = blob.stat().st_size
+    if size >= 256 << 20 and not integrity.marker_ok(blob, marker, digest):
+        print(f"raas-local: verifying checksum of {blob.name[:12]}... ({size / 1e9:.1f} GB, once)", file=sys.stderr)
+
+
 def checked(pointer: Path, label: str) -> Path:
     """``pointer`` if its blob matches its ETag and is a valid GGUF; else delete it and raise."""
     blob = pointer.resolve()
@@ -250,12 +267,14 @@ def checked(pointer: Path, label: str) -> Path:
     if not blob.is_file():
         bad = "its blob is missing"
     elif integrity.is_sha256(etag):
+        _note_hashing(blob, _marker_for(etag), etag)
         found = integrity.verify_once(blob, etag, _marker_for(etag))
         if found is not None:
             bad = f"sha256 {found[:16]}... does not match the Hub's {etag[:16]}..."
     elif _GIT_SHA1_RE.fullmatch(etag):
         marker = _marker_for(etag)
         if not integrity.marker_ok(blob, marker, etag):
+            _note_hashing(blob, marker, etag)
             if _git_blob_sha1(blob) != etag:
                 bad = f"git sha1 does not match the Hub's {etag[:12]}..."
             else:
@@ -292,6 +311,8 @@ def _download_error(e: Exception, repo_id: str, filename: str | None) -> ModelEr
     if isinstance(e, err.OfflineModeIsEnabled):
         return ModelError(f"HF_HUB_OFFLINE is set: cannot list or download {what}")
     first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    if type(e).__name__ in _NETWORK_ERRORS:
+        return ModelError(f"cannot reach the Hugging Face Hub for {what} ({first}); check the network or HF_ENDPOINT")
     if isinstance(e, err.HfHubHTTPError):
         return ModelError(f"download of {what} failed: {first}")
     if isinstance(e, OSError):
@@ -313,7 +334,14 @@ def pull(spec_or_ref: ModelSpec | str) -> Path:
                 f"with network access run: raas-local models pull {ref.label}"
             )
         return checked(cached, ref.label)
-    filename = ref.default_file or pick_file(_list_repo_files(ref.repo_id), ref.quant, ref.repo_id)
+    filename = ref.default_file
+    if filename is None and ref.quant is not None:
+        # A cached file for this quant needs no listing: hf_hub_download below still checks it
+        # with a HEAD request, and falls back to it at once when the network is down.
+        hit = _cached_pick(ref)
+        filename = hit[0] if hit else None
+    if filename is None:
+        filename = pick_file(_list_repo_files(ref.repo_id), ref.quant, ref.repo_id)
     cached = _cached_files(ref.repo_id).get(filename)
     if cached is not None:
         # A damaged cached copy is deleted here so that the download below replaces it.
@@ -367,6 +395,8 @@ def _rm_hub(ref: HubRef) -> list[Path]:
     files = [f for rev in repo.revisions for f in rev.files if target is None or f.file_name == Path(target).name]
     if not files:
         return []
+    # Scope the cache info to this repo: delete_revisions matches commit hashes across all repos.
+    info = dataclasses.replace(info, repos=frozenset({repo}))
     blobs = {f.blob_path for f in files}
     removed = [f.file_path for f in files]
     if whole_repo or all(f in files for rev in repo.revisions for f in rev.files):

@@ -4,8 +4,8 @@
 - ``None``: the embedded default model (placed and verified on first use);
 - an existing path (an existing path wins over a registry name, as with
   llama.cpp's ``-m``), or anything ending in ``.gguf`` or starting with ``/``,
-  ``./``, ``../``, ``~``: that file, validated (a missing one is
-  ``model file not found: ...``);
+  ``./``, ``../``, ``~`` (but not ``org/repo:QUANT``): that file, validated
+  (a missing one is ``model file not found: ...``);
 - a registry name (``qwen3-4b``, ``qwen3-4b:Q8_0``) or ``org/repo[:quant]``:
   the file in the Hugging Face cache, verified and validated.
 
@@ -28,6 +28,8 @@ from raas_local.models.validate import validate_gguf
 
 
 def _looks_like_path(arg: str) -> bool:
+    if ":" in arg and hub.is_hub_ref(arg):  # org/repo:file.gguf is a hub ref, not a path
+        return False
     return (
         arg.lower().endswith(".gguf")
         or arg.startswith(("/", "./", "../", "~"))
@@ -40,7 +42,7 @@ def resolve_model(arg: str | os.PathLike[str] | None) -> tuple[Path, ModelSpec |
     if arg is None:
         return embedded_model_path(), embedded_spec()
     text = os.fspath(arg)
-    if isinstance(arg, os.PathLike) or Path(text).expanduser().exists() or _looks_like_path(text):
+    if isinstance(arg, os.PathLike) or _looks_like_path(text) or Path(text).expanduser().exists():
         path = Path(text).expanduser()
         validate_gguf(path)  # missing path -> "model file not found: ..."
         return path, None
