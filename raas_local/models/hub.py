@@ -9,7 +9,8 @@ Refs (what ``pull``/``rm`` accept):
 - a registry name, ``qwen3-4b``, or ``qwen3-4b:Q8_0`` for another file of the
   same repo;
 - ``org/repo`` or ``org/repo:QUANT``, like llama.cpp's ``-hf``. An ``org/repo``
-  that a registry entry uses means that entry's file. Otherwise the file is
+  that a registry entry uses means that entry (and, without a quant, its
+  file). Otherwise the file is
   chosen from the repo listing (``HfApi().list_repo_files`` online, the cache
   offline) among single-file GGUFs (split shards and ``mmproj`` projectors are
   skipped):
@@ -87,7 +88,8 @@ class HubRef:
 
 
 def is_hub_ref(text: str) -> bool:
-    return bool(_REPO_RE.fullmatch(text.rsplit(":", 1)[0] if ":" in text else text))
+    """True for ``org/repo`` or ``org/repo:QUANT`` (whether or not the repo exists)."""
+    return bool(_REPO_RE.fullmatch(text.partition(":")[0]))
 
 
 def parse_ref(spec_or_ref: ModelSpec | str) -> HubRef:
@@ -95,18 +97,18 @@ def parse_ref(spec_or_ref: ModelSpec | str) -> HubRef:
     if isinstance(spec_or_ref, ModelSpec):
         return HubRef(spec_or_ref.repo, None, spec_or_ref)
     text = spec_or_ref.strip()
-    base, _, quant = text.partition(":") if ":" in text else (text, "", "")
-    quant = quant or None
+    base, _, quant_text = text.partition(":")
+    quant = quant_text or None
     spec = find(base)
     if spec is not None:
         if spec.embedded and quant and quant.lower() != spec.quant.lower():
             raise ModelError(f"the embedded model {spec.name} has only quant {spec.quant}")
         return HubRef(spec.repo, quant, spec)
     if _REPO_RE.fullmatch(base):
-        if quant is None:
-            for s in all_models():
-                if s.repo and s.repo.lower() == base.lower():
-                    return HubRef(s.repo, None, s)
+        # A registry repo keeps its entry (think tags, prompt) for any of its quants.
+        for s in all_models():
+            if s.repo and s.repo.lower() == base.lower():
+                return HubRef(s.repo, quant, s)
         return HubRef(base, quant, None)
     known = ", ".join(s.name for s in all_models())
     raise ModelError(f"unknown model '{text}': not a registry name ({known}) nor org/repo[:quant]")
@@ -420,6 +422,8 @@ def list_models() -> list[dict[str, Any]]:
 
     Row keys: name, installed (bool), size (bytes or None), path (Path or None),
     repo, file, description. ``name`` is always a ref that pull/rm/resolve accept.
+    The embedded model counts as installed while its wheel is (path: the verified
+    cache copy if any, else the wheel's file). Nothing is hashed here.
     """
     rows: list[dict[str, Any]] = []
     seen: set[Path] = set()

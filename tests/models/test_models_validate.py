@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import write_gguf
+from models_testutil import write_gguf
 
 from raas_local.errors import ModelError
 from raas_local.models import validate_gguf
