@@ -1,0 +1,166 @@
+// raas-local: the C API of include/llama.h (llama_raas_*).
+
+#include "raas.h"
+
+#include "llama-arch.h"
+#include "llama-context.h"
+#include "llama-kv-cache.h"
+#include "llama-model.h"
+
+#include <cstdio>
+#include <string>
+
+// bump when the C API or the policy semantics change; raas_local checks it
+#define LLAMA_RAAS_VERSION 1
+
+static thread_local std::string g_raas_error;
+
+void raas_set_error(const std::string & msg) {
+    g_raas_error = msg;
+}
+
+static int32_t fail(int32_t code, const std::string & msg) {
+    raas_set_error(msg);
+    return code;
+}
+
+int32_t llama_raas_version(void) {
+    return LLAMA_RAAS_VERSION;
+}
+
+const char * llama_raas_last_error(void) {
+    return g_raas_error.c_str();
+}
+
+llama_raas_params llama_raas_default_params(void) {
+    llama_raas_params p = {};
+    p.kind          = LLAMA_RAAS_KIND_RAAS;
+    p.budget        = 512;
+    p.page_size     = 16;
+    p.refresh_ratio = 0.5f;
+    p.n_sink        = 4;
+    p.heavy_ratio   = 0.5f;
+    return p;
+}
+
+// why a model's memory is not a plain KV cache, for the refusal message
+static std::string memory_kind(const llama_model & model) {
+    if (llm_arch_is_hybrid(model.arch))    return "hybrid (attention + recurrent) memory";
+    if (llm_arch_is_recurrent(model.arch)) return "recurrent memory";
+    if (model.hparams.swa_type != LLAMA_SWA_TYPE_NONE) return "an interleaved sliding-window (iSWA) cache";
+    return "a KV cache this policy does not know";
+}
+
+int32_t llama_raas_set_policy(llama_context * ctx, const llama_raas_params * params) {
+    if (!ctx || !params) {
+        return fail(-1, "null context or params");
+    }
+    const llama_raas_params p = *params;
+    const llama_model & model = ctx->get_model();
+    const std::string arch = llm_arch_name(model.arch);
+
+    if (p.kind != LLAMA_RAAS_KIND_DENSE && p.kind != LLAMA_RAAS_KIND_RAAS) {
+        return fail(-2, "policy kind " + std::to_string(p.kind) + " is not implemented in this build");
+    }
+    if (p.page_size < 1) {
+        return fail(-3, "page size must be at least 1, got " + std::to_string(p.page_size));
+    }
+    if (!(p.refresh_ratio > 0.0f && p.refresh_ratio <= 1.0f)) {
+        return fail(-3, "refresh ratio must be in (0, 1], got " + std::to_string(p.refresh_ratio));
+    }
+
+    auto * kv = dynamic_cast<llama_kv_cache *>(ctx->get_memory());
+    if (!kv) {
+        if (p.kind == LLAMA_RAAS_KIND_DENSE) {
+            ctx->set_raas(nullptr); // stock llama.cpp serves it; no stats
+            return 0;
+        }
+        return fail(-4, "policy raas cannot serve " + arch + ": it uses " + memory_kind(model) +
+                ", not one KV cache; use --policy dense");
+    }
+    if (p.kind != LLAMA_RAAS_KIND_DENSE) {
+        if (model.hparams.is_mla()) {
+            return fail(-4, "policy raas cannot serve " + arch + ": multi-head latent attention (MLA) is not supported; use --policy dense");
+        }
+        if (ctx->get_cparams().n_seq_max != 1) {
+            return fail(-4, "policy raas serves one sequence; create the context with n_seq_max = 1");
+        }
+        if (p.budget < 2*p.page_size) {
+            return fail(-3, "budget " + std::to_string(p.budget) + " is below two pages (" +
+                    std::to_string(2*p.page_size) + " cells at page size " + std::to_string(p.page_size) + ")");
+        }
+        if ((uint32_t) p.budget > kv->get_size()) {
+            return fail(-3, "budget " + std::to_string(p.budget) + " exceeds the " + std::to_string(kv->get_size()) +
+                    " KV cells of this context; create it with n_ctx >= budget");
+        }
+    }
+    ctx->set_raas(std::make_unique<llama_raas>(p, kv));
+    return 0;
+}
+
+int32_t llama_raas_pin(llama_context * ctx, llama_pos p0, llama_pos p1) {
+    if (!ctx || !ctx->raas) {
+        return fail(-1, "no raas policy set on this context");
+    }
+    if (p0 < 0 || p1 < p0) {
+        return fail(-3, "bad pin range [" + std::to_string(p0) + ", " + std::to_string(p1) + ")");
+    }
+    ctx->raas->pin(p0, p1);
+    return 0;
+}
+
+void llama_raas_reset(llama_context * ctx) {
+    if (ctx && ctx->raas) {
+        ctx->raas->reset();
+    }
+}
+
+int32_t llama_raas_get_stats(const llama_context * ctx, llama_raas_stats * out) {
+    if (!ctx || !ctx->raas || !out) {
+        return fail(-1, "no raas policy set on this context");
+    }
+    ctx->raas->get_stats(*out);
+    return 0;
+}
+
+int32_t llama_raas_get_pages(const llama_context * ctx, llama_raas_page_info * out, int32_t n_max) {
+    if (!ctx || !ctx->raas) {
+        return fail(-1, "no raas policy set on this context");
+    }
+    const auto & pages = ctx->raas->pages;
+    for (int32_t i = 0; i < (int32_t) pages.size() && i < n_max; ++i) {
+        const raas_page & p = pages[i];
+        out[i] = {p.first, p.last, p.n, p.ts, p.score, p.closed ? 1 : 0};
+    }
+    return (int32_t) pages.size();
+}
+
+int32_t llama_raas_get_scores(const llama_context * ctx, llama_pos * pos, float * score, int32_t n_max) {
+    if (!ctx || !ctx->raas) {
+        return fail(-1, "no raas policy set on this context");
+    }
+    const auto & r = *ctx->raas;
+    int32_t n = 0;
+    for (size_t i = 0; i < r.score_pos.size(); ++i) {
+        if (r.score_pos[i] < 0) {
+            continue;
+        }
+        if (n < n_max) {
+            pos[n]   = r.score_pos[i];
+            score[n] = r.scores[i];
+        }
+        n++;
+    }
+    return n;
+}
+
+int32_t llama_raas_get_evicted(const llama_context * ctx, llama_pos * first_pos, int32_t n_max) {
+    if (!ctx || !ctx->raas) {
+        return fail(-1, "no raas policy set on this context");
+    }
+    const auto & ev = ctx->raas->last_evicted;
+    for (int32_t i = 0; i < (int32_t) ev.size() && i < n_max; ++i) {
+        first_pos[i] = ev[i];
+    }
+    return (int32_t) ev.size();
+}

@@ -1,0 +1,62 @@
+// raas-local: the score signal as ggml ops, so it runs on every backend
+// (CPU, CUDA) and with flash attention on or off: for the last token of the
+// ubatch, softmax(q k^T * scale + mask) per head, accumulated over layers as
+// [n_kv, 1, n_head], then summed over heads once per graph. Cost per layer:
+// one [n_kv x d] by [d x n_head] product for one token, a softmax and an add.
+
+#include "raas.h"
+
+#include "ggml.h"
+
+#include <cmath>
+
+ggml_tensor * llama_raas_build_scores(
+        ggml_context * ctx,
+        ggml_tensor  * acc,
+        ggml_tensor  * q,
+        ggml_tensor  * k,
+        ggml_tensor  * kq_mask,
+        float          kq_scale,
+        float          max_alibi_bias,
+        float          softcap) {
+    const int64_t n_tokens = q->ne[2];
+    GGML_ASSERT(k->ne[3] == 1 && "raas: one KV stream only");
+
+    // last token's queries: [d, n_head, 1] -> [d, 1, n_head]
+    ggml_tensor * ql = ggml_view_3d(ctx, q, q->ne[0], q->ne[1], 1, q->nb[1], q->nb[2], (n_tokens - 1)*q->nb[2]);
+    ql = ggml_permute(ctx, ql, 0, 2, 1, 3);
+    // keys: [d, n_head_kv, n_kv] -> [d, n_kv, n_head_kv]; heads broadcast as in GQA
+    ggml_tensor * kp = ggml_permute(ctx, k, 0, 2, 1, 3);
+
+    ggml_tensor * kq = ggml_mul_mat(ctx, kp, ql); // [n_kv, 1, n_head]
+    ggml_prec_set_acc(kq, GGML_PREC_F32);
+
+    if (softcap > 0.0f) {
+        // as llama.cpp's non-flash path does it
+        kq = ggml_scale(ctx, kq, 1.0f / softcap);
+        kq = ggml_tanh (ctx, kq);
+        kq = ggml_scale(ctx, kq, softcap);
+    }
+
+    // the mask row of the last token
+    ggml_tensor * m = ggml_view_2d(ctx, kq_mask, kq_mask->ne[0], 1, kq_mask->nb[1], (n_tokens - 1)*kq_mask->nb[1]);
+    kq = ggml_soft_max_ext(ctx, kq, m, kq_scale, max_alibi_bias);
+
+    return acc ? ggml_add(ctx, acc, kq) : kq;
+}
+
+void llama_raas::finish_graph(ggml_context * ctx, ggml_cgraph * gf, ggml_tensor *& t) const {
+    if (!t) {
+        return;
+    }
+    // [n_kv, 1, n_head] -> [n_head, n_kv] -> sum over heads -> [n_kv]
+    const int64_t n_kv = t->ne[0];
+    ggml_tensor * s = ggml_reshape_2d(ctx, t, n_kv, t->ne[1]*t->ne[2]);
+    s = ggml_cont(ctx, ggml_transpose(ctx, s));
+    s = ggml_sum_rows(ctx, s);
+    s = ggml_reshape_1d(ctx, s, n_kv);
+    ggml_set_name(s, "raas_scores");
+    ggml_set_output(s);
+    ggml_build_forward_expand(gf, s);
+    t = s;
+}

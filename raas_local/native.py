@@ -1,0 +1,169 @@
+"""ctypes bindings of the raas-local C API (llama_raas_* in the patched llama.h).
+
+Importing this module checks that the libllama that llama-cpp-python loaded is
+the patched one (it exports ``llama_raas_version`` with the version below), and
+otherwise raises NativeLibraryError saying how to rebuild.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+
+from raas_local.errors import NativeLibraryError, PolicyError
+
+# must match LLAMA_RAAS_VERSION in native/raas-api.cpp
+API_VERSION = 1
+REBUILD = "run `make setup` (or `python native/build.py --install`) in the raas-local checkout"
+
+try:
+    import llama_cpp
+    import llama_cpp.llama_cpp as _ll
+except Exception as e:  # ImportError, or OSError from a library that fails to load
+    raise NativeLibraryError(f"llama-cpp-python is not installed or does not load ({e}); {REBUILD}") from None
+
+_lib = _ll._lib
+if not hasattr(_lib, "llama_raas_version"):
+    raise NativeLibraryError(
+        f"the loaded libllama ({getattr(_lib, '_name', '?')}) is stock llama.cpp without the raas-local patches; {REBUILD}"
+    )
+
+KIND_DENSE, KIND_RAAS, KIND_STREAMING, KIND_H2O, KIND_QUEST = range(5)
+
+llama_pos = ctypes.c_int32
+
+
+class llama_raas_params(ctypes.Structure):
+    _fields_ = [
+        ("kind", ctypes.c_int32),
+        ("budget", ctypes.c_int32),
+        ("page_size", ctypes.c_int32),
+        ("refresh_ratio", ctypes.c_float),
+        ("n_sink", ctypes.c_int32),
+        ("heavy_ratio", ctypes.c_float),
+        ("reserved", ctypes.c_int32 * 6),
+    ]
+
+
+class llama_raas_stats(ctypes.Structure):
+    _fields_ = [
+        ("budget", ctypes.c_int32),
+        ("n_cells", ctypes.c_int32),
+        ("used", ctypes.c_int32),
+        ("pinned", ctypes.c_int32),
+        ("decode_cells", ctypes.c_int32),
+        ("pages", ctypes.c_int32),
+        ("step", ctypes.c_int32),
+        ("pad", ctypes.c_int32),
+        ("evictions", ctypes.c_int64),
+        ("evicted_cells", ctypes.c_int64),
+        ("newest_pos", llama_pos),
+        ("last_evictions", ctypes.c_int32),
+    ]
+
+
+class llama_raas_page_info(ctypes.Structure):
+    _fields_ = [
+        ("first_pos", llama_pos),
+        ("last_pos", llama_pos),
+        ("n_cells", ctypes.c_int32),
+        ("ts", ctypes.c_int32),
+        ("score", ctypes.c_float),
+        ("closed", ctypes.c_int32),
+    ]
+
+
+def _bind(name, argtypes, restype):
+    fn = getattr(_lib, name)
+    fn.argtypes = argtypes
+    fn.restype = restype
+    return fn
+
+
+_ctx = ctypes.c_void_p
+_version = _bind("llama_raas_version", [], ctypes.c_int32)
+_default_params = _bind("llama_raas_default_params", [], llama_raas_params)
+_set_policy = _bind("llama_raas_set_policy", [_ctx, ctypes.POINTER(llama_raas_params)], ctypes.c_int32)
+_last_error = _bind("llama_raas_last_error", [], ctypes.c_char_p)
+_pin = _bind("llama_raas_pin", [_ctx, llama_pos, llama_pos], ctypes.c_int32)
+_reset = _bind("llama_raas_reset", [_ctx], None)
+_get_stats = _bind("llama_raas_get_stats", [_ctx, ctypes.POINTER(llama_raas_stats)], ctypes.c_int32)
+_get_pages = _bind("llama_raas_get_pages", [_ctx, ctypes.POINTER(llama_raas_page_info), ctypes.c_int32], ctypes.c_int32)
+_get_scores = _bind(
+    "llama_raas_get_scores",
+    [_ctx, ctypes.POINTER(llama_pos), ctypes.POINTER(ctypes.c_float), ctypes.c_int32],
+    ctypes.c_int32,
+)
+_get_evicted = _bind("llama_raas_get_evicted", [_ctx, ctypes.POINTER(llama_pos), ctypes.c_int32], ctypes.c_int32)
+
+if _version() != API_VERSION:
+    raise NativeLibraryError(
+        f"the loaded libllama has raas-local C API version {_version()}, this package needs {API_VERSION}; {REBUILD}"
+    )
+
+
+def last_error() -> str:
+    return (_last_error() or b"").decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    first_pos: int
+    last_pos: int
+    n_cells: int
+    ts: int
+    score: float
+    closed: bool
+
+
+def set_policy(ctx, kind: int, budget: int, page_size: int, refresh_ratio: float, n_sink: int = 4, heavy_ratio: float = 0.5) -> None:
+    p = _default_params()
+    p.kind, p.budget, p.page_size = kind, budget, page_size
+    p.refresh_ratio, p.n_sink, p.heavy_ratio = refresh_ratio, n_sink, heavy_ratio
+    if _set_policy(ctx, ctypes.byref(p)) != 0:
+        raise PolicyError(last_error())
+
+
+def pin(ctx, p0: int, p1: int) -> None:
+    if _pin(ctx, p0, p1) != 0:
+        raise PolicyError(last_error())
+
+
+def reset(ctx) -> None:
+    _reset(ctx)
+
+
+def get_stats(ctx) -> llama_raas_stats | None:
+    """None when no policy object is attached (dense on a non-KV-cache model)."""
+    s = llama_raas_stats()
+    if _get_stats(ctx, ctypes.byref(s)) != 0:
+        return None
+    return s
+
+
+def get_pages(ctx) -> list[PageInfo]:
+    n = _get_pages(ctx, None, 0)
+    if n <= 0:
+        return []
+    buf = (llama_raas_page_info * n)()
+    n = min(n, _get_pages(ctx, buf, n))
+    return [PageInfo(b.first_pos, b.last_pos, b.n_cells, b.ts, b.score, bool(b.closed)) for b in buf[:n]]
+
+
+def get_scores(ctx) -> dict[int, float]:
+    n = _get_scores(ctx, None, None, 0)
+    if n <= 0:
+        return {}
+    pos = (llama_pos * n)()
+    sc = (ctypes.c_float * n)()
+    n = min(n, _get_scores(ctx, pos, sc, n))
+    return {pos[i]: sc[i] for i in range(n)}
+
+
+def get_evicted(ctx) -> list[int]:
+    n = _get_evicted(ctx, None, 0)
+    if n <= 0:
+        return []
+    buf = (llama_pos * n)()
+    n = min(n, _get_evicted(ctx, buf, n))
+    return list(buf[:n])
