@@ -3,8 +3,9 @@
 Three steps, cheapest first:
 
 1. string equality after :func:`~raas_local.solve.normalize.normalize`;
-2. numbers: ints, decimals, ``a/b``, ``\\frac{a}{b}``, percentages, compared
-   with ``math.isclose(rel_tol=1e-6, abs_tol=1e-9)``.  ``50%`` equals both
+2. numbers: two integers compare exactly; otherwise ints, decimals, ``a/b``,
+   ``\\frac{a}{b}`` and percentages compare with
+   ``math.isclose(rel_tol=1e-6, abs_tol=1e-9)``.  ``50%`` equals both
    ``50`` and ``0.5`` (either side may carry the ``%``).  When both sides are
    plain numbers this step decides: sympy is not needed;
 3. symbols: both sides go through our own small LaTeX converter
@@ -14,6 +15,8 @@ Three steps, cheapest first:
    (:mod:`raas_local.solve.sympy_pool`) under ``timeout`` seconds; running
    out of time counts as *not equivalent* and is reported as ``timed_out`` so
    the runner can tally it.
+
+Plain words (``Monday``, ``no solution``) also match case-insensitively.
 
 Structure: a top-level comma list compares item by item.  Inside brackets
 (``(1,2)``, ``[0,1)``) order and bracket kinds matter; a bare list
@@ -26,6 +29,7 @@ get no symbolic check.
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass
 
@@ -37,6 +41,8 @@ __all__ = ["Verdict", "check_equivalence", "is_equivalent", "shutdown", "REL_TOL
 
 MAX_SYMBOLIC_CHARS = 400
 _MAX_ITEMS = 16
+_INT_RE = re.compile(r"[-+]?\d+")
+_WORDS_RE = re.compile(r"[A-Za-z]{2,}(?: [A-Za-z]+)*")
 
 
 @dataclass(frozen=True)
@@ -141,10 +147,18 @@ def _compare(a: str, b: str, deadline: _Deadline) -> Verdict:
 def _compare_atom(a: str, b: str, deadline: _Deadline) -> Verdict:
     if a == b:
         return Verdict(True, method="string")
+    if _INT_RE.fullmatch(a) and _INT_RE.fullmatch(b):
+        # integers compare exactly: 1000001 is not 1000000, whatever rel_tol says
+        return Verdict(int(a) == int(b), method="numeric")
     na, nb = number_candidates(a), number_candidates(b)
     if na is not None and nb is not None:
         ok = any(_close(x, y) for x in na for y in nb)
         return Verdict(ok, method="numeric")
+    if _WORDS_RE.fullmatch(a) and a.casefold() == b.casefold():
+        # plain words ("Monday", "yes") match without case; single letters
+        # are variables and keep theirs.  A mismatch still goes on to sympy
+        # ("xy" is "yx" there).
+        return Verdict(True, method="string")
     return _compare_symbolic(a, b, deadline)
 
 

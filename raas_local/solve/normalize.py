@@ -17,8 +17,8 @@ Decisions (each step is a small, documented rewrite; order matters):
   which one "the answer" is).
 * Unit words (dollars, cm, meters, degrees, units, hours, ...; see ``UNITS``)
   are dropped as whole words, and so is any trailing run of plain words after
-  a number ("18 apples" -> "18"), so long as those words are not maths
-  (``pi``, ``sqrt``, ...).
+  a number ("18 apples" -> "18"), so long as each has 3+ letters and is not
+  maths (``pi``, ``sqrt``, ...): "2 x" stays.
 * A leading single-variable assignment goes: ``x = 5`` -> ``5``.
 * Thousands commas are removed only when the *whole* answer is one number in
   strict groups of three (``1,000`` and ``-12,345.5``; also LaTeX ``1{,}000``).
@@ -123,8 +123,11 @@ def normalize(s: str | None) -> str:
     # units, then a trailing run of plain words after a number
     s = _UNIT_RE.sub(" ", s)
     m = re.fullmatch(r"\s*([-+]?[\d.,/]*\d%?)\s+([A-Za-z][A-Za-z\s'-]*)", s)
-    if m and not (set(m.group(2).lower().split()) & _MATH_WORDS):
-        s = m.group(1)
+    if m:
+        words = m.group(2).lower().split()
+        # "2 x" is maths, not "2 of something": only words of 3+ letters go
+        if all(len(w) >= 3 and w not in _MATH_WORDS for w in words):
+            s = m.group(1)
     # "x = 5" -> "5" (one variable, one '=')
     s = re.sub(r"^\s*[A-Za-z]\s*=(?!=)\s*", "", s) if s.count("=") == 1 else s
     s = s.strip()

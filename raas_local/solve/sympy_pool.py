@@ -7,17 +7,19 @@ process that we can kill:
 
 * one worker process (the solve loop checks one answer at a time), started
   lazily on the first symbolic check and reused after that;
-* it is a plain ``python -m raas_local.solve.sympy_worker`` subprocess talking
-  JSON lines over pipes, not a ``multiprocessing`` pool: a spawned pool
-  re-imports the caller's ``__main__`` (an unguarded script would run again,
-  model loading and all), and forking a process that holds threads (rich's
-  refresh thread, llama.cpp's workers) can deadlock;
+* it is a plain ``python -c`` subprocess (:mod:`raas_local.solve.sympy_worker`)
+  talking JSON lines over pipes, not a ``multiprocessing`` pool: a spawned
+  pool re-imports the caller's ``__main__`` (an unguarded script would run
+  again, model loading and all), and forking a process that holds threads
+  (rich's refresh thread, llama.cpp's workers) can deadlock;
 * startup (launching and importing sympy) is waited for separately, with a
   generous limit, so that it never eats into a check's timeout;
 * on timeout the worker is killed and the next check starts a fresh one, so
   the pool stays usable;
-* the worker has its own session (terminal Ctrl-C goes to the parent only)
-  and exits when its stdin closes, so it never outlives the parent for long;
+* the worker has its own session (terminal Ctrl-C goes to the parent only);
+  it exits when its stdin closes, and caps its own CPU time per check
+  (RLIMIT_CPU) so that, should the parent die mid-check, it does not run on;
+* a worker found dead (killed from outside) is replaced once per check;
 * :func:`shutdown` ends it; it is also registered with ``atexit``.
 
 Calls are serialised by a lock (one worker, one check at a time).
@@ -32,11 +34,15 @@ import queue
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 __all__ = ["SympyPool", "WorkerError", "default_pool", "shutdown"]
 
 STARTUP_TIMEOUT = 120.0  # seconds to start the worker and import sympy
+
+_BOOT = (
+    "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+    "from raas_local.solve.sympy_worker import main; main()"
+)
 
 
 class WorkerError(RuntimeError):
@@ -45,20 +51,18 @@ class WorkerError(RuntimeError):
 
 class _Worker:
     def __init__(self) -> None:
-        env = dict(os.environ)
-        # make sure the child imports this very package, installed or not
-        root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         kwargs = {"start_new_session": True} if os.name == "posix" else {}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "raas_local.solve.sympy_worker"],
+            # The child gets the parent's sys.path (as multiprocessing's spawn
+            # does), so it imports this very package and the same sympy,
+            # installed or not, whatever the current directory holds.
+            [sys.executable, "-c", _BOOT, json.dumps(sys.path)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
             encoding="utf-8",
             bufsize=1,
-            env=env,
             **kwargs,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
@@ -137,16 +141,20 @@ class SympyPool:
         Raises WorkerError if sympy could not evaluate them or the worker died.
         """
         with self._lock:
-            w = self._ensure()
-            try:
-                w.send({"a": a, "b": b, "either_sign": either_sign})
-                msg = w.receive(timeout)
-            except WorkerError:
-                self._kill()
-                raise
-            except BaseException:
-                self._kill()  # Ctrl-C mid-check: leave no half-done request queued
-                raise
+            for attempt in (1, 2):
+                w = self._ensure()
+                try:
+                    w.send({"a": a, "b": b, "either_sign": either_sign, "timeout": timeout})
+                    msg = w.receive(timeout)
+                    break
+                except WorkerError:
+                    self._kill()
+                    if attempt == 2:
+                        raise
+                    # it died (killed from outside, out of memory): one fresh try
+                except BaseException:
+                    self._kill()  # Ctrl-C mid-check: leave no half-done request queued
+                    raise
             if msg is None:
                 self._kill()  # it may be stuck in C code: only killing stops it
                 self.restarts += 1

@@ -1,9 +1,9 @@
 """The worker process behind :mod:`raas_local.solve.sympy_pool`.
 
-Run as ``python -m raas_local.solve.sympy_worker``.  Protocol, one JSON object
-per line: it prints ``{"ready": true}`` once sympy is imported, then answers
-each request ``{"a": str, "b": str, "either_sign": bool}`` with ``{"ok": bool}``
-or ``{"error": "..."}``.  It exits at end of input.
+Started by the pool (``main()``).  Protocol, one JSON object per line: it
+prints ``{"ready": true}`` once sympy is imported, then answers each request
+``{"a": str, "b": str, "either_sign": bool, "timeout": float}`` with
+``{"ok": bool}`` or ``{"error": "..."}``.  It exits at end of input.
 """
 
 from __future__ import annotations
@@ -37,6 +37,37 @@ def symbolic_equal(a: str, b: str, either_sign: bool) -> bool:
     return False
 
 
+def _cpu_limit(seconds: float | None) -> None:
+    """Cap this process's CPU time at ``seconds`` more (None: lift the cap).
+
+    The parent kills us when a check runs past its timeout; this cap is the
+    backstop for when the parent itself is gone (killed mid-check).  sympy
+    may then be stuck in C code holding the GIL (``9**(9**9)``), where no
+    thread of ours could run, but the kernel's SIGXCPU still ends us.
+    """
+    try:
+        import resource
+    except ImportError:  # not POSIX: the parent's kill is all there is
+        return
+    global _ORIGINAL_CPU_LIMIT
+    if _ORIGINAL_CPU_LIMIT is None:
+        _ORIGINAL_CPU_LIMIT = resource.getrlimit(resource.RLIMIT_CPU)
+    orig_soft, hard = _ORIGINAL_CPU_LIMIT
+    soft = orig_soft
+    if seconds is not None:
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        soft = int(used.ru_utime + used.ru_stime + seconds) + 2
+        if orig_soft != resource.RLIM_INFINITY:
+            soft = min(soft, orig_soft)  # never loosen a limit the user set
+    try:
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+    except (ValueError, OSError):
+        pass
+
+
+_ORIGINAL_CPU_LIMIT: tuple[int, int] | None = None
+
+
 def main() -> None:
     # Ctrl-C is the parent's to handle (it kills us if need be).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -50,9 +81,12 @@ def main() -> None:
     for line in sys.stdin:
         try:
             req = json.loads(line)
+            _cpu_limit(float(req.get("timeout", 60.0)))
             resp = {"ok": bool(symbolic_equal(req["a"], req["b"], bool(req.get("either_sign"))))}
         except Exception as exc:  # a bad expression is an answer ("not equal"), not a crash
             resp = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+        finally:
+            _cpu_limit(None)
         proto.write(json.dumps(resp) + "\n")
         proto.flush()
 

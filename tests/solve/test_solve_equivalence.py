@@ -96,6 +96,8 @@ EQUIVALENT = [
     ("x+y=1", "1=y+x"),
     (r"\sqrt{3}", "1.7320508"),  # a decimal against a constant, same tolerance
     ("2^{10}", "1024"),
+    (r"\text{Monday}", "monday"),
+    ("xy", "yx"),
 ]
 
 NOT_EQUIVALENT = [
@@ -114,6 +116,9 @@ NOT_EQUIVALENT = [
     ("1", None),
     ("", "0"),
     (r"\begin{pmatrix}1\end{pmatrix}", "1"),  # outside our language: not equal
+    ("(x+1", "x+1"),  # sympy cannot parse it: not equal, not a crash
+    ("1000001", "1000000"),  # integers compare exactly, rel_tol aside
+    ("2 x", "2"),  # "x" is no unit
 ]
 
 
@@ -179,3 +184,10 @@ def test_shutdown_then_reuse():
     assert not default_pool.started
     assert is_equivalent(r"\sqrt{9}", "3")  # lazily restarted
     assert default_pool.started
+
+
+def test_dead_worker_is_replaced():
+    assert is_equivalent(r"\sqrt{4}", "2")
+    default_pool._worker.proc.kill()  # killed from outside (OOM killer, a user)
+    default_pool._worker.proc.wait()
+    assert is_equivalent(r"\sqrt{9}", "3")
