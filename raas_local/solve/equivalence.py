@@ -127,14 +127,14 @@ def _compare(a: str, b: str, deadline: _Deadline) -> Verdict:
     timed_out = False
     if la[0]:  # bracketed: ordered
         for x, y in zip(la[1], lb[1]):
-            v = _compare_atom(x, y, deadline)
+            v = _compare(x, y, deadline)
             if not v.correct:
                 return Verdict(False, v.timed_out, "timeout" if v.timed_out else "none")
         return Verdict(True, method="list")
     unused = list(lb[1])
     for x in la[1]:
         for k, y in enumerate(unused):
-            v = _compare_atom(x, y, deadline)
+            v = _compare(x, y, deadline)
             timed_out |= v.timed_out
             if v.correct:
                 del unused[k]

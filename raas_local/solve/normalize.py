@@ -8,8 +8,8 @@ Decisions (each step is a small, documented rewrite; order matters):
   ``\\displaystyle``.
 * ``\\dfrac``/``\\tfrac`` -> ``\\frac``; ``\\frac12`` -> ``\\frac{1}{2}``;
   ``\\sqrt2`` -> ``\\sqrt{2}``.
-* Degrees: ``^\\circ``, ``^{\\circ}``, ``\\circ``, ``°`` are dropped (an angle
-  of 30 degrees equals 30).
+* Degrees: ``^\\circ``, ``^{\\circ}``, ``\\circ``, ``°`` are dropped, with a
+  ``C``/``F`` right after them (an angle of 30 degrees equals 30).
 * Money: ``\\$`` and ``$`` are dropped.
 * Percent: ``\\%`` and the word "percent" become ``%``; a trailing ``%`` is
   kept here and handled by :func:`parse_number`, which reads ``50%`` as either
@@ -113,7 +113,7 @@ def normalize(s: str | None) -> str:
     s = re.sub(r"\\frac\s*(\d)\s*(\d)", r"\\frac{\1}{\2}", s)
     s = re.sub(r"\\sqrt\s*(\d+|[A-Za-z])", r"\\sqrt{\1}", s)
     # degrees
-    s = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|°", "", s)
+    s = re.sub(r"(?:\^\s*\{?\s*\\circ\s*\}?|\\circ|°)(?:\s*[CF](?![A-Za-z]))?", "", s)
     # percent
     s = s.replace("\\%", "%")
     s = re.sub(r"\s*\b(?:percent|per\s*cent)\b", "%", s, flags=re.IGNORECASE)

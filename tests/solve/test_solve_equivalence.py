@@ -20,6 +20,8 @@ NORMALIZE_CASES = [
     (r"\tfrac12", r"\frac{1}{2}"),
     (r"30^\circ", "30"),
     (r"30^{\circ}", "30"),
+    (r"-5^\circ C", "-5"),
+    ("-5°F", "-5"),
     (r"50\%", "50%"),
     ("50 percent", "50%"),
     (r"\$18.50", "18.50"),
@@ -98,6 +100,7 @@ EQUIVALENT = [
     ("2^{10}", "1024"),
     (r"\text{Monday}", "monday"),
     ("xy", "yx"),
+    ("(0.5, 1), (2, 3)", r"(2,3), (\frac{1}{2}, 1)"),  # a bare list of tuples
 ]
 
 NOT_EQUIVALENT = [
