@@ -164,3 +164,16 @@ int32_t llama_raas_get_evicted(const llama_context * ctx, llama_pos * first_pos,
     }
     return (int32_t) ev.size();
 }
+
+int32_t llama_raas_override_scores(llama_context * ctx, const llama_pos * pos, const float * score, int32_t n) {
+    if (!ctx || !ctx->raas) {
+        return fail(-1, "no raas policy set on this context");
+    }
+    auto & r = *ctx->raas;
+    r.score_override.clear();
+    for (int32_t i = 0; i < n; ++i) {
+        r.score_override.emplace_back(pos[i], score[i]);
+    }
+    r.has_score_override = true;
+    return 0;
+}

@@ -9,6 +9,7 @@
 #include "ggml-backend.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 bool llama_raas::needs_scores() const {
@@ -48,6 +49,8 @@ void llama_raas::reset() {
     last_evicted.clear();
     scores.clear();
     score_pos.clear();
+    score_override.clear();
+    has_score_override = false;
 }
 
 uint32_t llama_raas::used() const {
@@ -148,8 +151,25 @@ void llama_raas::after_decode(const llama_batch & batch) {
         }
     }
 
-    // per page: cells still cached and the max score of the last step
     const auto & cells = kv->get_cells(0);
+    if (has_score_override) {
+        std::sort(score_override.begin(), score_override.end());
+        scores.assign(cells.size(), 0.0f);
+        for (uint32_t i = 0; i < cells.size(); ++i) {
+            if (cells.is_empty(i)) {
+                continue;
+            }
+            auto it = std::lower_bound(score_override.begin(), score_override.end(),
+                    std::make_pair(cells.pos_get(i), -INFINITY));
+            if (it != score_override.end() && it->first == cells.pos_get(i)) {
+                scores[i] = it->second;
+            }
+        }
+        has_score_override = false;
+        score_override.clear();
+    }
+
+    // per page: cells still cached and the max score of the last step
     score_pos.assign(scores.size(), -1);
     std::vector<int32_t> count(pages.size(), 0);
     std::vector<float>   best (pages.size(), 0.0f);

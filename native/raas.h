@@ -48,6 +48,10 @@ struct llama_raas {
     std::vector<float>     scores;     // last step's scores per cell of the graph's KV view
     std::vector<llama_pos> score_pos;  // position of each of those cells, -1 if empty
 
+    // scores by position for the next decode instead of the graph's (llama_raas_override_scores)
+    std::vector<std::pair<llama_pos, float>> score_override;
+    bool has_score_override = false;
+
     llama_raas(const llama_raas_params & params, llama_kv_cache * kv) : params(params), kv(kv) {}
 
     bool needs_scores() const;

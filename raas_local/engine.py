@@ -35,6 +35,8 @@ from llama_cpp import Llama
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 Messages = Sequence[dict]
+# cache element type -> (ggml type id, bytes per element)
+KV_TYPES = {"f16": (1, 2), "f32": (0, 4)}
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class Engine:
         n_ctx: int | None = None,
         n_threads: int | None = None,
         n_batch: int = 512,
+        kv_type: str = "f16",
         verbose: bool = False,
     ):
         from raas_local.models import resolve_model, validate_gguf
@@ -120,6 +123,9 @@ class Engine:
         self.n_gpu_layers, self.flash_attn, self.seed = n_gpu_layers, flash_attn, seed
         self.n_threads = n_threads or os.cpu_count() or 1
         self.n_batch, self.verbose = n_batch, verbose
+        if kv_type not in KV_TYPES:
+            raise PolicyError(f"KV type must be one of {', '.join(KV_TYPES)}, got {kv_type!r}")
+        self.kv_type = kv_type
         self._n_ctx_arg = n_ctx
         self.llm: Llama | None = None
         self._load()
@@ -147,6 +153,8 @@ class Engine:
                 seed=self.seed,
                 n_threads=self.n_threads,
                 n_threads_batch=self.n_threads,
+                type_k=KV_TYPES[self.kv_type][0],
+                type_v=KV_TYPES[self.kv_type][0],
                 verbose=self.verbose,
             )
         except (ValueError, RuntimeError) as e:
@@ -172,7 +180,7 @@ class Engine:
         n_embd = llama_cpp.llama_model_n_embd(self.llm.model)
         k_len = int(md.get(f"{arch}.attention.key_length", n_embd // n_head))
         v_len = int(md.get(f"{arch}.attention.value_length", k_len))
-        return n_layer * n_head_kv * (k_len + v_len) * 2  # f16 K and V
+        return n_layer * n_head_kv * (k_len + v_len) * KV_TYPES[self.kv_type][1]
 
     def _make_formatter(self) -> Jinja2ChatFormatter | None:
         template = (self.spec.chat_template if self.spec is not None and getattr(self.spec, "chat_template", None) else None) or self.llm.metadata.get("tokenizer.chat_template")

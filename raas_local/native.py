@@ -22,11 +22,24 @@ try:
 except Exception as e:  # ImportError, or OSError from a library that fails to load
     raise NativeLibraryError(f"llama-cpp-python is not installed or does not load ({e}); {REBUILD}") from None
 
+
+
+def check_library(lib) -> None:
+    """Refuse a libllama without the raas-local patches, or with another API version."""
+    if not hasattr(lib, "llama_raas_version"):
+        raise NativeLibraryError(
+            f"the loaded libllama ({getattr(lib, '_name', '?')}) is stock llama.cpp without the raas-local patches; {REBUILD}"
+        )
+    fn = lib.llama_raas_version
+    fn.argtypes, fn.restype = [], ctypes.c_int32
+    if fn() != API_VERSION:
+        raise NativeLibraryError(
+            f"the loaded libllama has raas-local C API version {fn()}, this package needs {API_VERSION}; {REBUILD}"
+        )
+
+
 _lib = _ll._lib
-if not hasattr(_lib, "llama_raas_version"):
-    raise NativeLibraryError(
-        f"the loaded libllama ({getattr(_lib, '_name', '?')}) is stock llama.cpp without the raas-local patches; {REBUILD}"
-    )
+check_library(_lib)
 
 KIND_DENSE, KIND_RAAS, KIND_STREAMING, KIND_H2O, KIND_QUEST = range(5)
 
@@ -95,11 +108,12 @@ _get_scores = _bind(
     ctypes.c_int32,
 )
 _get_evicted = _bind("llama_raas_get_evicted", [_ctx, ctypes.POINTER(llama_pos), ctypes.c_int32], ctypes.c_int32)
+_override_scores = _bind(
+    "llama_raas_override_scores",
+    [_ctx, ctypes.POINTER(llama_pos), ctypes.POINTER(ctypes.c_float), ctypes.c_int32],
+    ctypes.c_int32,
+)
 
-if _version() != API_VERSION:
-    raise NativeLibraryError(
-        f"the loaded libllama has raas-local C API version {_version()}, this package needs {API_VERSION}; {REBUILD}"
-    )
 
 
 def last_error() -> str:
@@ -167,3 +181,12 @@ def get_evicted(ctx) -> list[int]:
     buf = (llama_pos * n)()
     n = min(n, _get_evicted(ctx, buf, n))
     return list(buf[:n])
+
+
+def override_scores(ctx, scores: dict[int, float]) -> None:
+    """Score the next decode step with these instead of the graph's attention (tests, external scorers)."""
+    n = len(scores)
+    pos = (llama_pos * max(n, 1))(*scores.keys())
+    sc = (ctypes.c_float * max(n, 1))(*scores.values())
+    if _override_scores(ctx, pos, sc, n) != 0:
+        raise PolicyError(last_error())

@@ -1,0 +1,89 @@
+"""`raas-local run` end to end on the embedded model, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from raas_local.errors import ModelError, PolicyError
+
+
+def run_cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "raas_local.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def assert_one_line_error(r, code, *needles):
+    assert r.returncode == code, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("raas-local: error:")]
+    assert len(errors) == 1, r.stderr
+    for n in needles:
+        assert n in errors[0], errors[0]
+
+
+def test_run_writes_text_and_a_valid_stats_file(tmp_path):
+    stats = tmp_path / "s.json"
+    r = run_cli("run", "--budget", "512", "-p", "What is 17*23?", "-n", "64", "--stats-json", str(stats))
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.strip()) > 0
+    s = json.loads(stats.read_text())
+    for key in ("policy", "budget", "prompt_tokens", "generated_tokens", "tok_per_s", "peak_kv_cells", "evictions"):
+        assert key in s
+    assert s["policy"] == "raas" and s["budget"] == 512
+    assert 0 < s["generated_tokens"] <= 64
+    assert s["prompt_tokens"] > 5
+    assert s["peak_kv_cells"] == s["prompt_tokens"] + s["generated_tokens"]  # nothing evicted below the budget
+    assert s["evictions"] == 0 and s["tok_per_s"] > 0
+    assert "tok/s" in r.stderr and "peak KV" in r.stderr
+
+
+def test_run_reads_the_prompt_from_stdin(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "raas_local.cli", "run", "-n", "8", "--temp", "0"],
+                       input="What is 2+2?", capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip()
+
+
+def test_budget_is_kept_and_pages_are_evicted(tmp_path):
+    stats = tmp_path / "s.json"
+    r = run_cli("run", "--budget", "128", "-p", "Count to one hundred.", "-n", "300", "--ignore-eos", "--temp", "0",
+                "--stats-json", str(stats))
+    assert r.returncode == 0, r.stderr
+    s = json.loads(stats.read_text())
+    assert s["generated_tokens"] == 300
+    assert s["peak_kv_cells"] <= 128
+    assert s["evictions"] > 0 and s["evicted_cells"] == 16 * s["evictions"]
+
+
+def test_missing_model_path(tmp_path):
+    r = run_cli("run", str(tmp_path / "nope.gguf"), "-p", "hi")
+    assert_one_line_error(r, ModelError.exit_code, "nope.gguf")
+
+
+def test_a_file_that_is_not_gguf(tmp_path):
+    bad = tmp_path / "notes.gguf"
+    bad.write_text("these are my notes, not a model\n")
+    r = run_cli("run", str(bad), "-p", "hi")
+    assert_one_line_error(r, ModelError.exit_code, "notes.gguf")
+
+
+def test_a_truncated_gguf(tmp_path, embedded_model):
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(Path(embedded_model).read_bytes()[: 5_000_000])
+    r = run_cli("run", str(cut), "-p", "hi")
+    assert_one_line_error(r, ModelError.exit_code, "cut.gguf")
+
+
+def test_a_budget_too_small_for_the_prompt_names_the_smallest_that_works():
+    r = run_cli("run", "--budget", "48", "-p", "Please explain in detail how photosynthesis works in plants.")
+    assert_one_line_error(r, PolicyError.exit_code, "--budget", "or --policy dense")
+
+
+def test_page_size_zero_is_refused():
+    r = run_cli("run", "--page-size", "0", "-p", "hi")
+    assert_one_line_error(r, PolicyError.exit_code, "page size must be at least 1")

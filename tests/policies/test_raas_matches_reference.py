@@ -1,0 +1,112 @@
+"""The C++ RaaS policy makes exactly the evictions of the plain-Python reference.
+
+(a) on the embedded model over 2000 decode steps at budgets 128 and 256, fed
+the scores that last_scores() exposes; and on random score streams (hypothesis)
+injected with llama_raas_override_scores on a tiny model.
+(c) invariants at every step: used <= L, pinned cells never freed, only full,
+non-newest pages freed, each freed page had the oldest (ts, first position).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from raas_local import native
+from raas_local.engine import Engine
+from raas_local.policies import CachePolicy
+from reference.raas_policy import RaasReference
+
+PROMPT = "Question: A train travels 60 km in 1.5 hours. What is its average speed? Let's think step by step.\n"
+
+
+def check_invariants(eng, prev_table, evicted, n_prompt, budget):
+    s = eng.cache_stats()
+    assert s.used <= budget
+    assert s.pinned == n_prompt
+    scores = eng.last_scores()
+    assert all(p in scores for p in range(n_prompt)), "a pinned cell was freed"
+    newest_before = max(scores) - 1  # the token just placed is newest; before it, newest was pos-1
+    for first in evicted:
+        page = next(p for p in prev_table if p.first_pos == first)
+        assert page.closed and page.n_cells == eng.policy.page_size, "a partial page was freed"
+        assert not (page.first_pos <= newest_before <= page.last_pos), "the newest page was freed"
+        candidates = [p for p in prev_table if p.closed and not (p.first_pos <= newest_before <= p.last_pos)]
+        assert (page.ts, page.first_pos) == min((p.ts, p.first_pos) for p in candidates)
+        prev_table = [p for p in prev_table if p.first_pos != first]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("budget", [128, 256])
+def test_embedded_model_2000_steps(budget):
+    eng = Engine(policy=CachePolicy(kind="raas", budget=budget, page_size=16, refresh_ratio=0.5))
+    ref = RaasReference(budget, 16, 0.5)
+    tokens = eng.tokenize(PROMPT)
+    n_prompt = len(tokens)
+    eng.prefill(tokens, pin=True)
+    ref.pin(0, n_prompt)
+    ref.place(list(range(n_prompt)))
+    tok = int(np.argmax(eng.logits()))
+    n_evicted = 0
+    for _ in range(2000):
+        pos = eng.position
+        prev_table = eng.page_table()
+        expected = ref.before_place(1)
+        eng.decode_one_token(tok)
+        evicted = eng.last_evicted()
+        assert evicted == expected, f"step {eng.cache_stats().step}"
+        check_invariants(eng, prev_table, evicted, n_prompt, budget)
+        ref.place([pos])
+        scores = eng.last_scores()
+        assert set(scores) == ref.cached
+        ref.observe(scores)
+        assert [(p.first_pos, p.last_pos, p.ts) for p in eng.page_table()] == ref.table()
+        n_evicted += len(evicted)
+        tok = int(np.argmax(eng.logits()))
+    assert n_evicted > 50
+    assert eng.cache_stats().evictions == n_evicted
+    eng.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_engine(tiny_llama):
+    path, _ = tiny_llama
+    eng = Engine(path, policy=CachePolicy(kind="raas", budget=64, page_size=4), n_ctx=256)
+    yield eng
+    eng.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    page_size=st.integers(1, 8),
+    extra=st.integers(0, 64),
+    n_prompt=st.integers(1, 12),
+    ratio=st.sampled_from([0.1, 0.25, 0.3, 0.5, 0.75, 1.0]),
+    steps=st.integers(1, 160),
+    seed=st.integers(0, 2**32 - 1),
+    levels=st.sampled_from([2, 5, 1000]),  # few levels -> many ties
+)
+def test_random_score_streams(tiny_engine, page_size, extra, n_prompt, ratio, steps, seed, levels):
+    budget = n_prompt + 2 * page_size + extra
+    eng = tiny_engine
+    eng.set_policy(CachePolicy(kind="raas", budget=budget, page_size=page_size, refresh_ratio=ratio))
+    ref = RaasReference(budget, page_size, ratio)
+    rng = np.random.default_rng(seed)
+    prompt = [int(t) for t in rng.integers(3, 270, n_prompt)]
+    eng.prefill(prompt, pin=True)
+    ref.pin(0, n_prompt)
+    ref.place(list(range(n_prompt)))
+    for _ in range(steps):
+        pos = eng.position
+        expected = ref.before_place(1)
+        ref.place([pos])
+        scores = {p: float(np.float32(rng.integers(0, levels) / levels)) for p in ref.cached}
+        native.override_scores(eng.ctx, scores)
+        eng.decode_one_token(int(rng.integers(3, 270)))
+        assert eng.last_evicted() == expected
+        assert eng.last_scores() == scores
+        ref.observe(scores)
+        assert [(p.first_pos, p.last_pos, p.ts) for p in eng.page_table()] == ref.table()
+        assert eng.cache_stats().used == len(ref.cached) <= budget
