@@ -57,6 +57,9 @@ class GenerationResult:
     peak_kv_cells: int | None = None
     evictions: int = 0
     seconds: float = 0.0
+    # more fields for the record (e.g. prompt_tokens, finish_reason); they never
+    # replace the record's own keys
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,7 +94,7 @@ def score(
     """The result record for one generation."""
     extracted = extract_answer(gen.text, think_tags)
     verdict = check_equivalence(extracted, problem.gold, timeout)
-    return {
+    record = {
         "id": problem.id,
         "gold": problem.gold,
         "pred_text": gen.text,
@@ -103,6 +106,9 @@ def score(
         "evictions": gen.evictions,
         "seconds": round(float(gen.seconds), 4),
     }
+    for key, value in gen.extra.items():
+        record.setdefault(key, value)
+    return record
 
 
 def _progress(console: Any = None):
