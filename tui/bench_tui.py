@@ -1,0 +1,95 @@
+"""Decode speed inside the chat TUI vs the engine alone.
+
+    python -m raas_local.tui.bench_tui [MODEL] --budget 128 -n 300 --repeat 3
+
+Both sides run the same prompt, greedy, with ignore_eos, for N tokens, on one
+engine (loaded once, reset before each run), alternating engine / TUI so drift
+in machine load hits both alike. The engine alone consumes ``generate`` in the
+main thread as `raas-local run -p` does; the TUI runs headless (``run_test``)
+and generates in its worker thread while the UI renders the stream and the
+cache panel. Speed is wall-clock from the first token to the last (what the
+user waits for); the engine's own decode-time figure is printed beside it.
+The target is a ratio >= 0.95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+
+from raas_local.cli import add_model_flags, engine_from_args
+
+DEFAULT_PROMPT = "Write a long story about a robot who learns to paint."
+
+
+def engine_alone(engine, prompt: str, n: int) -> tuple[float, float, int]:
+    engine.reset()
+    t_first = t_last = None
+    count, stats = 0, None
+    for ev in engine.generate(prompt, max_tokens=n, temperature=0.0, ignore_eos=True):
+        if ev.token is not None:
+            t_last = time.perf_counter()
+            t_first = t_first or t_last
+            count += 1
+        stats = ev.stats
+    wall = (count - 1) / (t_last - t_first) if count > 1 else 0.0
+    return wall, stats.tok_per_s, stats.cache.evictions
+
+
+async def _tui_once(engine, prompt: str, n: int, size=(120, 40)):
+    from raas_local.tui.app import ChatApp
+    from raas_local.tui.generation import GenOptions
+
+    engine.reset()
+    app = ChatApp(engine=engine, options=GenOptions(max_tokens=n, temperature=0.0, ignore_eos=True))
+    async with app.run_test(size=size) as pilot:
+        while app.phase != "idle":
+            await pilot.pause(0.02)
+        await app.ask(prompt)
+        while app.phase != "idle" or not app.replies:
+            await pilot.pause(0.02)
+        r = app.replies[-1]
+    return r.tok_per_s_wall, r.tok_per_s_engine, r.evictions
+
+
+def tui(engine, prompt: str, n: int) -> tuple[float, float, int]:
+    return asyncio.run(_tui_once(engine, prompt, n))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m raas_local.tui.bench_tui", description=__doc__.split("\n\n")[0])
+    add_model_flags(ap)
+    ap.add_argument("-n", "--max-tokens", type=int, default=300)
+    ap.add_argument("-p", "--prompt", default=DEFAULT_PROMPT)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.set_defaults(budget=128)
+    args = ap.parse_args(argv)
+    engine = engine_from_args(args)
+    try:
+        engine_alone(engine, args.prompt, min(32, args.max_tokens))  # warm-up: caches, pages, first graph
+        eng_runs, tui_runs = [], []
+        for i in range(args.repeat):
+            eng_runs.append(engine_alone(engine, args.prompt, args.max_tokens))
+            tui_runs.append(tui(engine, args.prompt, args.max_tokens))
+            print(f"run {i + 1}: engine {eng_runs[-1][0]:.1f} tok/s, TUI {tui_runs[-1][0]:.1f} tok/s", file=sys.stderr)
+        e_wall = statistics.median(r[0] for r in eng_runs)
+        t_wall = statistics.median(r[0] for r in tui_runs)
+        e_eng = statistics.median(r[1] for r in eng_runs)
+        t_eng = statistics.median(r[1] for r in tui_runs)
+        c = engine.cache_stats()
+        print(f"model {engine.model_path.name} | policy {engine.policy.kind} budget {engine.policy.budget} | "
+              f"{args.max_tokens} tokens greedy, ignore_eos | {engine.n_threads} threads | median of {args.repeat}")
+        print(f"engine alone : {e_wall:7.1f} tok/s wall  ({e_eng:.1f} engine-timed)  evictions {eng_runs[-1][2]}")
+        print(f"inside TUI   : {t_wall:7.1f} tok/s wall  ({t_eng:.1f} engine-timed)  evictions {tui_runs[-1][2]}")
+        print(f"ratio TUI/engine: {t_wall / e_wall:.3f}  (target >= 0.95)")
+        del c
+    finally:
+        engine.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
