@@ -322,17 +322,21 @@ class Engine:
         elif self.cache_stats().used + n_new > self.n_cells:
             raise PolicyError(f"the prompt of {n_new} tokens does not fit the dense context of {self.n_cells} cells; raise -c/--ctx-size")
 
-    def prefill(self, tokens: Sequence[int], pin: bool = True) -> None:
-        """Decode prompt tokens in batches; pinned so the policy never frees them."""
+    def prefill(self, tokens: Sequence[int], pin: bool = True, chunk: int | None = None) -> None:
+        """Decode prompt tokens in batches; pinned so the policy never frees them.
+
+        With pin=False the tokens become decode pages, placed a batch at a time
+        (the bench fills long contexts this way); `chunk` caps the batch."""
         if not tokens:
             return
         if pin:
             self.check_prompt_fits(len(tokens))
             if native.get_stats(self.ctx) is not None:
                 native.pin(self.ctx, self._pos, self._pos + len(tokens))
-        for i in range(0, len(tokens), self.n_batch_eff):
-            chunk = tokens[i : i + self.n_batch_eff]
-            self._decode(chunk, logits_last=i + len(chunk) == len(tokens))
+        step = min(chunk or self.n_batch_eff, self.n_batch_eff)
+        for i in range(0, len(tokens), step):
+            part = tokens[i : i + step]
+            self._decode(part, logits_last=i + len(part) == len(tokens))
 
     def decode_one_token(self, token: int) -> None:
         self._decode([token], logits_last=True)

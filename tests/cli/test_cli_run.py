@@ -87,3 +87,15 @@ def test_a_budget_too_small_for_the_prompt_names_the_smallest_that_works():
 def test_page_size_zero_is_refused():
     r = run_cli("run", "--page-size", "0", "-p", "hi")
     assert_one_line_error(r, PolicyError.exit_code, "page size must be at least 1")
+
+
+@pytest.mark.slow
+def test_8000_tokens_at_budget_256_stay_within_budget(tmp_path):
+    stats = tmp_path / "s.json"
+    r = run_cli("run", "--budget", "256", "-p", "Write a long story about a cat.", "-n", "8000", "--ignore-eos",
+                "--stats-json", str(stats), timeout=1200)
+    assert r.returncode == 0, r.stderr
+    s = json.loads(stats.read_text())
+    assert s["generated_tokens"] == 8000
+    assert s["peak_kv_cells"] <= 256
+    assert s["evictions"] > 0

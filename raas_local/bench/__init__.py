@@ -1,0 +1,1 @@
+"""`raas-local bench`: policies x budgets, measured side by side in one run."""
