@@ -49,12 +49,11 @@ Files (decisions):
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from raas_local.errors import InputError, PolicyError
 

@@ -11,8 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from raas_local.errors import InputError, PolicyError
 from raas_local.solve.cli import default_out_name, metrics_path_beside
 

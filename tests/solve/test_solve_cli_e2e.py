@@ -11,13 +11,11 @@ here: what is checked is the files, the counts and the exit codes.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-
 
 from raas_local.solve.results import RECORD_KEYS
 
@@ -198,7 +196,7 @@ def test_sample_out_of_the_box_then_rerun_does_nothing(tmp_path):
     m2 = json.loads(metrics.read_text())
     for key in ("n", "correct", "answered", "timeouts", "peak_kv_cells", "mean_generated_tokens", "accuracy"):
         assert m2[key] == m1[key], key
-    assert wall < 20  # no model load, no generation (the interpreter and imports only)
+    assert wall < 30  # no model load, no generation (the interpreter and imports only)
 
 
 def test_sweep_writes_the_table(tmp_path):
