@@ -52,3 +52,79 @@ def speed_targets(records: list[dict], budget: int) -> list[str]:
     over = [r for r in records if r["policy"] != "dense" and r["budget"] and r["kv_cells"] > r["budget"]]
     lines.append("met: kv_cells <= budget at every length" if not over else f"MISSED: kv_cells > budget in {len(over)} records")
     return lines
+
+
+def _name(r: dict) -> str:
+    return r["policy"] if r.get("budget") is None else f"{r['policy']}@{r['budget']}"
+
+
+def _series_order(records: list[dict]) -> list[str]:
+    return sorted({_name(r) for r in records}, key=lambda n: (not n.startswith("dense"), n))
+
+
+def memory_table(records: list[dict]) -> str:
+    """Markdown: one row per length, KV cells (MiB) per policy, and each policy's share of dense."""
+    names = _series_order(records)
+    lengths = sorted({r["length"] for r in records})
+    by = {(_name(r), r["length"]): r for r in records}
+    dense = next((n for n in names if n == "dense"), None)
+    others = [n for n in names if n != dense]
+    head = ["length"] + [f"{n} KV cells (MiB)" for n in names] + ([f"{n} / dense" for n in others] if dense else [])
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for n in lengths:
+        cells = [str(n)]
+        for s in names:
+            r = by.get((s, n))
+            cells.append(f"{r['kv_cells']} ({r['kv_bytes'] / 2**20:.1f})" if r else "-")
+        if dense:
+            for s in others:
+                a, b = by.get((s, n)), by.get((dense, n))
+                cells.append(f"{a['kv_bytes'] / b['kv_bytes']:.2f}" if a and b and b["kv_bytes"] else "-")
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def memory_checks(records: list[dict]) -> list[str]:
+    """Evicting policies stay within budget; dense holds every token. Stated, not asserted."""
+    over = [r for r in records if r.get("budget") is not None and r["kv_cells"] > r["budget"]]
+    short = [r for r in records if r["policy"] == "dense" and r["kv_cells"] != r["length"]]
+    return [
+        "met: kv_cells <= budget for every evicting policy and length" if not over
+        else f"MISSED: kv_cells > budget in {len(over)} records",
+        "met: dense holds every token (kv_cells == length)" if not short
+        else f"MISSED: dense kv_cells != length in {len(short)} records",
+    ]
+
+
+def fidelity_table(records: list[dict]) -> str:
+    """Markdown: the dense reference row, then one row per policy and budget."""
+    head = ["policy", "budget", "top-1 agreement", "mean KL (nats)", "first miss", "tok/s", "KV cells (MiB)"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    ordered = sorted(records, key=lambda r: (r["policy"] != "dense", r["budget"] or 0, r["policy"]))
+    for r in ordered:
+        dense = r["policy"] == "dense"
+        miss = "-" if r.get("first_miss") is None else str(r["first_miss"])
+        rows.append("| " + " | ".join([
+            "dense (reference)" if dense else r["policy"], "all" if dense else str(r["budget"]),
+            f"{r['top1_agreement']:.3f}", f"{r['mean_kl']:.4f}", miss, f"{r['tok_per_s']:.1f}",
+            f"{r['kv_cells']} ({r['kv_bytes'] / 2**20:.1f})",
+        ]) + " |")
+    return "\n".join(rows)
+
+
+SUITE_TITLES = {"speed": "Speed", "memory": "Memory", "fidelity": "Fidelity"}
+
+
+def suite_markdown(suite: str, table: str, settings: str, notes: list[str], image: str | None) -> str:
+    """One suite's section: title, settings line, table, checks, plot."""
+    parts = [f"## {SUITE_TITLES.get(suite, suite)}", "", settings, "", table]
+    if notes:
+        parts += [""] + [f"- {n}" for n in notes]
+    if image:
+        parts += ["", f"![{suite}]({image})"]
+    return "\n".join(parts) + "\n"
+
+
+def combined_report(sections: list[str], header: str) -> str:
+    """report.md: a header, then every suite's section in order."""
+    return "\n".join([header, ""] + sections)

@@ -1,0 +1,48 @@
+"""results.json: every record measured so far, keyed so a repeated command resumes.
+
+A record's key is (suite, model, policy, budget, page size, length): the
+settings that change what is measured. Window and repetitions of the speed
+suite are not in it (they change the noise, not the quantity); --force
+remeasures. Records written before model and page size were stored have None
+there, so they never match a new request and are simply measured again.
+The file is rewritten atomically after every record, so a stopped run loses at
+most the record in progress.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+KEY_FIELDS = ("suite", "model", "policy", "budget", "page_size", "length")
+
+
+def key(r: dict) -> tuple:
+    return tuple(r.get(f) for f in KEY_FIELDS)
+
+
+class Store:
+    def __init__(self, path: Path, force: bool = False):
+        self.path = Path(path)
+        self.records: list[dict] = json.loads(self.path.read_text()) if self.path.exists() else []
+        # --force remeasures what this command asks for; other records are kept
+        self._fresh: set[tuple] | None = set() if force else None
+
+    def has(self, k: tuple) -> bool:
+        if self._fresh is not None and k not in self._fresh:
+            return False
+        return any(key(r) == k for r in self.records)
+
+    def add(self, rec: dict) -> None:
+        k = key(rec)
+        self.records = [r for r in self.records if key(r) != k] + [rec]
+        if self._fresh is not None:
+            self._fresh.add(k)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.records, indent=1) + "\n")
+        os.replace(tmp, self.path)
+
+    def get(self, k: tuple) -> dict | None:
+        return next((r for r in self.records if key(r) == k), None)

@@ -1,0 +1,49 @@
+"""results.json bookkeeping and the plots, on synthetic records (no model needed)."""
+
+from __future__ import annotations
+
+import json
+
+from raas_local.bench.store import Store, key
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def rec(**kw):
+    return {**dict(suite="speed", model="embedded", policy="raas", budget=512, page_size=16, length=256), **kw}
+
+
+def test_store_keys_replace_persist_and_force(tmp_path):
+    p = tmp_path / "results.json"
+    s = Store(p)
+    s.add(rec(tok_per_s=1.0))
+    s.add(rec(tok_per_s=2.0))  # same key: replaced, not duplicated
+    s.add(rec(page_size=8, tok_per_s=3.0))
+    assert len(json.loads(p.read_text())) == 2  # page size is part of the key
+    k = key(rec())
+    assert Store(p).has(k) and Store(p).get(k)["tok_per_s"] == 2.0
+    assert not Store(p).has(key(rec(model="other")))
+    # --force: nothing counts as done until measured again in this run
+    forced = Store(p, force=True)
+    assert not forced.has(k)
+    forced.add(rec(tok_per_s=4.0))
+    assert forced.has(k) and len(forced.records) == 2
+    # records from before model and page size were keyed never match a new request
+    old = {x: v for x, v in rec().items() if x not in ("model", "page_size")}
+    assert key(old) != k
+
+
+def test_plots_write_valid_pngs(tmp_path):
+    from raas_local.bench import plots
+
+    speed = [rec(policy=p, budget=b, length=n, tok_per_s=50.0 / (1 + (n / 1000 if p == "dense" else 0.3)),
+                 kv_cells=min(n, b or n), kv_bytes=min(n, b or n) * 23040)
+             for p, b in (("dense", None), ("raas", 512), ("streaming", 512)) for n in (256, 512, 2048)]
+    fidelity = [rec(suite="fidelity", policy="dense", budget=None, length=512, top1_agreement=1.0, mean_kl=0.0)]
+    fidelity += [rec(suite="fidelity", policy=p, budget=b, length=512, top1_agreement=1 - 8 / b, mean_kl=4 / b)
+                 for p in ("raas", "h2o") for b in (64, 128, 256)]
+    plots.plot_speed(speed, tmp_path / "speed.png")
+    plots.plot_memory(speed, tmp_path / "memory.png")
+    plots.plot_fidelity(fidelity, tmp_path / "fidelity.png")
+    for name in ("speed.png", "memory.png", "fidelity.png"):
+        assert (tmp_path / name).read_bytes()[:8] == PNG_MAGIC
