@@ -55,11 +55,15 @@ int32_t llama_raas_set_policy(llama_context * ctx, const llama_raas_params * par
     if (!ctx || !params) {
         return fail(-1, "null context or params");
     }
-    const llama_raas_params p = *params;
+    llama_raas_params p = *params;
+    if (p.kind == LLAMA_RAAS_KIND_H2O) {
+        p.page_size = 1; // H2O evicts single cells
+    }
     const llama_model & model = ctx->get_model();
     const std::string arch = llm_arch_name(model.arch);
 
-    if (p.kind != LLAMA_RAAS_KIND_DENSE && p.kind != LLAMA_RAAS_KIND_RAAS) {
+    if (p.kind != LLAMA_RAAS_KIND_DENSE && p.kind != LLAMA_RAAS_KIND_RAAS &&
+        p.kind != LLAMA_RAAS_KIND_STREAMING && p.kind != LLAMA_RAAS_KIND_H2O) {
         return fail(-2, "policy kind " + std::to_string(p.kind) + " is not implemented in this build");
     }
     if (p.page_size < 1) {
@@ -67,6 +71,12 @@ int32_t llama_raas_set_policy(llama_context * ctx, const llama_raas_params * par
     }
     if (!(p.refresh_ratio > 0.0f && p.refresh_ratio <= 1.0f)) {
         return fail(-3, "refresh ratio must be in (0, 1], got " + std::to_string(p.refresh_ratio));
+    }
+    if (p.n_sink < 0) {
+        return fail(-3, "sink count must be >= 0, got " + std::to_string(p.n_sink));
+    }
+    if (!(p.heavy_ratio >= 0.0f && p.heavy_ratio < 1.0f)) {
+        return fail(-3, "heavy-hitter ratio must be in [0, 1), got " + std::to_string(p.heavy_ratio));
     }
 
     auto * kv = dynamic_cast<llama_kv_cache *>(ctx->get_memory());
@@ -95,6 +105,7 @@ int32_t llama_raas_set_policy(llama_context * ctx, const llama_raas_params * par
         }
     }
     ctx->set_raas(std::make_unique<llama_raas>(p, kv));
+    ctx->raas->reset(); // pins the streaming sinks
     return 0;
 }
 
@@ -130,7 +141,7 @@ int32_t llama_raas_get_pages(const llama_context * ctx, llama_raas_page_info * o
     const auto & pages = ctx->raas->pages;
     for (int32_t i = 0; i < (int32_t) pages.size() && i < n_max; ++i) {
         const raas_page & p = pages[i];
-        out[i] = {p.first, p.last, p.n, p.ts, p.score, p.closed ? 1 : 0};
+        out[i] = {p.first, p.last, p.n, p.ts, p.score, p.closed ? 1 : 0, p.acc};
     }
     return (int32_t) pages.size();
 }

@@ -13,7 +13,7 @@
 #include <cstdio>
 
 bool llama_raas::needs_scores() const {
-    return params.kind == LLAMA_RAAS_KIND_RAAS;
+    return params.kind == LLAMA_RAAS_KIND_RAAS || params.kind == LLAMA_RAAS_KIND_H2O;
 }
 
 bool llama_raas::is_pinned(llama_pos p) const {
@@ -51,6 +51,9 @@ void llama_raas::reset() {
     score_pos.clear();
     score_override.clear();
     has_score_override = false;
+    if (params.kind == LLAMA_RAAS_KIND_STREAMING && params.n_sink > 0) {
+        pin(0, params.n_sink); // the attention sinks: the first positions of the sequence
+    }
 }
 
 uint32_t llama_raas::used() const {
@@ -63,8 +66,10 @@ llama_pos llama_raas::newest_pos() const {
 
 int llama_raas::victim() const {
     switch (params.kind) {
-        case LLAMA_RAAS_KIND_RAAS: return raas_policy_raas_victim(*this);
-        default:                   return -1;
+        case LLAMA_RAAS_KIND_RAAS:      return raas_policy_raas_victim(*this);
+        case LLAMA_RAAS_KIND_STREAMING: return raas_policy_streaming_victim(*this);
+        case LLAMA_RAAS_KIND_H2O:       return raas_policy_h2o_victim(*this);
+        default:                        return -1;
     }
 }
 
@@ -123,7 +128,7 @@ static void raas_place(llama_raas & st, llama_pos p) {
         }
         b.closed = true;
     }
-    pages.push_back({p, p, 1, st.step, 0.0f, st.params.page_size <= 1});
+    pages.push_back({p, p, 1, st.step, 0.0f, st.params.page_size <= 1, 0.0f});
 }
 
 void llama_raas::after_decode(const llama_batch & batch) {
@@ -209,6 +214,7 @@ void llama_raas::after_decode(const llama_batch & batch) {
     if (decode_step && needs_scores() && !scores.empty()) {
         switch (params.kind) {
             case LLAMA_RAAS_KIND_RAAS: raas_policy_raas_observe(*this); break;
+            case LLAMA_RAAS_KIND_H2O:  raas_policy_h2o_observe(*this);  break;
             default: break;
         }
     }

@@ -31,6 +31,7 @@ struct raas_page {
     int32_t   ts;     // step of the last refresh
     float     score;  // max cell score at the last step
     bool      closed; // no more positions will join: full, or cut by a pinned range
+    float     acc;    // h2o: score accumulated over the steps
 };
 
 struct llama_raas {
@@ -88,10 +89,14 @@ ggml_tensor * llama_raas_build_scores(
         float          max_alibi_bias,
         float          softcap);
 
-// per-policy rules (raas-policy-*.cpp)
+// per-policy rules (raas-policy-*.cpp): observe runs after a decode step, victim picks the page to free
 int32_t raas_n_refresh(float ratio, size_t n_pages);
 void raas_policy_raas_observe(llama_raas & st);
 int  raas_policy_raas_victim (const llama_raas & st);
+int  raas_policy_streaming_victim(const llama_raas & st);
+void raas_policy_h2o_observe(llama_raas & st);
+int  raas_policy_h2o_victim (const llama_raas & st);
+int32_t raas_h2o_recent(const llama_raas_params & p);
 
 // error reporting for the C API (thread-local)
 void raas_set_error(const std::string & msg);

@@ -19,10 +19,12 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     """The flags every command that loads a model takes."""
     p.add_argument("model", nargs="?", default=None, help="registry name, path to a .gguf, or org/repo[:quant] (default: the embedded SmolLM2-135M)")
     p.add_argument("-m", "--model", dest="model_flag", default=None, help="same as the positional MODEL")
-    p.add_argument("--policy", default="raas", help="KV-cache policy: raas (default) or dense")
+    p.add_argument("--policy", default="raas", help="KV-cache policy: raas (default), dense, streaming or h2o")
     p.add_argument("--budget", type=int, default=512, help="KV cells per sequence, prompt included (default 512)")
     p.add_argument("--page-size", type=int, default=16, help="decode positions per page (default 16)")
     p.add_argument("--refresh-ratio", type=float, default=0.5, help="raas: share of pages refreshed per step (default 0.5)")
+    p.add_argument("--n-sink", type=int, default=4, help="streaming: attention-sink cells (default 4)")
+    p.add_argument("--heavy-ratio", type=float, default=0.5, help="h2o: share of the budget for heavy hitters (default 0.5)")
     p.add_argument("-c", "--ctx-size", type=int, default=None, help="KV cells to allocate (default: the budget; dense: the model's context)")
     p.add_argument("-ngl", "--n-gpu-layers", type=int, default=0, help="layers to offload to the GPU")
     p.add_argument("-fa", "--flash-attn", action="store_true", help="use flash attention")
@@ -41,7 +43,8 @@ def add_sampling_flags(p: argparse.ArgumentParser, max_tokens: int = 2048) -> No
 def policy_from_args(args):
     from raas_local.policies import CachePolicy
 
-    return CachePolicy(kind=args.policy, budget=args.budget, page_size=args.page_size, refresh_ratio=args.refresh_ratio)
+    return CachePolicy(kind=args.policy, budget=args.budget, page_size=args.page_size, refresh_ratio=args.refresh_ratio,
+                       n_sink=getattr(args, "n_sink", 4), heavy_ratio=getattr(args, "heavy_ratio", 0.5))
 
 
 def engine_from_args(args):

@@ -83,6 +83,7 @@ class llama_raas_page_info(ctypes.Structure):
         ("ts", ctypes.c_int32),
         ("score", ctypes.c_float),
         ("closed", ctypes.c_int32),
+        ("acc", ctypes.c_float),
     ]
 
 
@@ -128,6 +129,7 @@ class PageInfo:
     ts: int
     score: float
     closed: bool
+    acc: float = 0.0  # h2o: accumulated score
 
 
 def set_policy(ctx, kind: int, budget: int, page_size: int, refresh_ratio: float, n_sink: int = 4, heavy_ratio: float = 0.5) -> None:
@@ -161,7 +163,7 @@ def get_pages(ctx) -> list[PageInfo]:
         return []
     buf = (llama_raas_page_info * n)()
     n = min(n, _get_pages(ctx, buf, n))
-    return [PageInfo(b.first_pos, b.last_pos, b.n_cells, b.ts, b.score, bool(b.closed)) for b in buf[:n]]
+    return [PageInfo(b.first_pos, b.last_pos, b.n_cells, b.ts, b.score, bool(b.closed), b.acc) for b in buf[:n]]
 
 
 def get_scores(ctx) -> dict[int, float]:
