@@ -10,6 +10,14 @@ from raas_local.errors import PolicyError
 KINDS: dict[str, type] = {}
 
 
+def check_pages(budget: int, page_size: int) -> None:
+    """The paged policies' shared limits: pages of at least one cell, room for two pages."""
+    if page_size < 1:
+        raise PolicyError(f"page size must be at least 1, got {page_size}")
+    if budget < 2 * page_size:
+        raise PolicyError(f"budget {budget} is below two pages ({2 * page_size} cells at page size {page_size})")
+
+
 def register(name: str):
     def deco(cls):
         KINDS[name] = cls

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from raas_local.errors import PolicyError
-from raas_local.policies.base import register
+from raas_local.policies.base import check_pages, register
 
 
 @register("streaming")
@@ -24,12 +24,7 @@ class StreamingPolicy:
     evicts = True
 
     def __post_init__(self):
-        if self.page_size < 1:
-            raise PolicyError(f"page size must be at least 1, got {self.page_size}")
-        if self.budget < 2 * self.page_size:
-            raise PolicyError(
-                f"budget {self.budget} is below two pages ({2 * self.page_size} cells at page size {self.page_size})"
-            )
+        check_pages(self.budget, self.page_size)
         if self.n_sink < 0:
             raise PolicyError(f"sink count must be >= 0, got {self.n_sink}")
 
