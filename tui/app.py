@@ -53,7 +53,7 @@ class ChatApp(App):
         engine_factory: Callable[[], object] | None = None,
         options: GenOptions | None = None,
         model_label: str | None = None,
-        update_interval: float = 1 / 15,
+        update_interval: float = 0.1,
     ) -> None:
         """Pass a ready ``engine`` (it stays the caller's to close) or an
         ``engine_factory`` run in a worker at start-up (its engine is closed
@@ -103,7 +103,12 @@ class ChatApp(App):
             self.panel.show(replace(self.panel.state, status="loading"))
             self._run_job(self._load_job, "load", phase="loading")
         else:
+            self.sub_title = self._model_name()
             self._run_job(self._state_job(None), "start", phase="busy")
+
+    def _model_name(self) -> str:
+        path = getattr(self.engine, "model_path", None)
+        return self.model_label or (path.name if path is not None else "")
 
     # -- engine jobs (worker thread) -------------------------------------------
 
@@ -137,9 +142,8 @@ class ChatApp(App):
     @on(EngineReady)
     def _engine_ready(self, msg: EngineReady) -> None:
         self.phase = "idle"
-        if msg.note == "loaded" or self.sub_title.startswith("loading"):
-            path = getattr(self.engine, "model_path", None)
-            self.sub_title = self.model_label or (path.name if path is not None else "")
+        if msg.note == "loaded":
+            self.sub_title = self._model_name()
         elif msg.note:
             self.notify(msg.note, timeout=4)
         self.panel.show(msg.state)

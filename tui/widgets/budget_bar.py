@@ -40,8 +40,9 @@ class BudgetBar(Widget):
         self.state = PanelState()
 
     def show(self, state: PanelState) -> None:
-        self.state = state
-        self.refresh()
+        old, self.state = self.state, state
+        if (old.pinned, old.used, old.budget) != (state.pinned, state.used, state.budget):
+            self.refresh()  # repaint only: the height is fixed
 
     def render(self) -> Text:
         s = self.state

@@ -12,6 +12,7 @@ from collections import deque
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
+from textual.widget import Widget
 from textual.widgets import Sparkline, Static
 
 from raas_local.tui.state import PanelState
@@ -27,6 +28,30 @@ def human_bytes(n: int) -> str:
     if n >= 1 << 10:
         return f"{n / (1 << 10):.0f} KiB"
     return f"{n} B"
+
+
+class PanelLine(Widget):
+    """A fixed-height line of text. Unlike Static.update, changing it repaints
+    the line without a relayout of the screen, which matters at 10 updates/s."""
+
+    DEFAULT_CSS = """
+    PanelLine { height: 1; }
+    """
+
+    def __init__(self, text: str = "", lines: int = 1, **kw) -> None:
+        super().__init__(**kw)
+        self.styles.height = lines
+        self.text = Text(text)
+        self._key: tuple = (text, "")
+
+    def set(self, text: Text) -> None:
+        key = (text.plain, str(text.style))
+        if key != self._key:
+            self._key, self.text = key, text
+            self.refresh()
+
+    def render(self) -> Text:
+        return self.text
 
 
 STATUS_STYLE = {"generating": "bold #5fd75f", "loading": "bold #d7af5f", "stopped": "#d7875f", "error": "bold #d75f5f"}
@@ -46,7 +71,7 @@ class CachePanel(VerticalScroll):
     CachePanel Sparkline > .sparkline--min-color { color: #d75f5f; }
     """
 
-    SPARK_POINTS = 64  # samples kept: ~4 s at 15 updates/s, more across turns
+    SPARK_POINTS = 64  # samples kept: ~6 s at 10 updates/s
 
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
@@ -54,21 +79,24 @@ class CachePanel(VerticalScroll):
         self.rates: deque[float] = deque(maxlen=self.SPARK_POINTS)
 
     def compose(self) -> ComposeResult:
-        yield Static(id="panel-title", classes="head")
-        yield Static(id="panel-config")
+        yield PanelLine(id="panel-title", classes="head")
+        yield PanelLine(id="panel-config")
         yield Static("Budget", classes="head")
         yield BudgetBar(id="budget-bar")
-        yield Static(id="panel-pages", classes="head")
+        yield PanelLine(id="panel-pages", classes="head")
         yield PageMap(id="page-map")
-        yield Static(id="panel-rate", classes="head")
+        yield PanelLine(id="panel-rate", classes="head")
         yield Sparkline([], id="rate-spark")
         yield Static("KV memory", classes="head")
-        yield Static(id="panel-bytes")
-        yield Static(id="panel-pos")
-        yield Static(id="panel-status", classes="head")
+        yield PanelLine(id="panel-bytes", lines=2)
+        yield PanelLine(id="panel-pos")
+        yield PanelLine(id="panel-status", classes="head")
 
     def on_mount(self) -> None:
         self.show(self.state)
+
+    def _set(self, wid: str, text: Text) -> None:
+        self.query_one(f"#{wid}", PanelLine).set(text)
 
     def show(self, state: PanelState) -> None:
         """Render a snapshot; a tok/s sample in it joins the sparkline."""
@@ -78,25 +106,22 @@ class CachePanel(VerticalScroll):
         if not self.is_mounted:
             return
         s = state
-        self.query_one("#panel-title", Static).update(Text(f"KV cache · {s.policy}"))
+        self._set("panel-title", Text(f"KV cache · {s.policy}"))
         config = f"budget {s.budget} · page {s.page_size}"
         if s.evicts and s.policy == "raas":
             config += f" · refresh {s.refresh_ratio:g}"
-        self.query_one("#panel-config", Static).update(Text(config, style="dim"))
+        self._set("panel-config", Text(config, style="dim"))
         self.query_one("#budget-bar", BudgetBar).show(s)
-        self.query_one("#panel-pages", Static).update(
-            Text(f"Pages {len(s.pages)} · evicted {s.evictions} ({s.evicted_cells} cells)")
-        )
+        self._set("panel-pages", Text(f"Pages {len(s.pages)} · evicted {s.evictions} ({s.evicted_cells} cells)"))
         self.query_one("#page-map", PageMap).show(s)
         rate = self.rates[-1] if self.rates else None
         rate_txt = f"{rate:.1f}" if rate is not None and s.status == "generating" else "–"
-        self.query_one("#panel-rate", Static).update(Text(f"tok/s {rate_txt} · {s.generated} tokens"))
-        self.query_one("#rate-spark", Sparkline).data = list(self.rates)
-        pct = f" ({100 * s.kv_bytes / s.kv_bytes_dense:.0f}%)" if s.kv_bytes_dense else ""
-        self.query_one("#panel-bytes", Static).update(
-            Text(f"{human_bytes(s.kv_bytes)} in use\n{human_bytes(s.kv_bytes_dense)} dense would hold{pct}")
-        )
-        self.query_one("#panel-pos", Static).update(
-            Text(f"position {s.newest_pos if s.newest_pos >= 0 else '–'} · step {s.step}", style="dim")
-        )
-        self.query_one("#panel-status", Static).update(Text(s.status, style=STATUS_STYLE.get(s.status, "dim")))
+        self._set("panel-rate", Text(f"tok/s {rate_txt} · {s.generated} tokens"))
+        spark = self.query_one("#rate-spark", Sparkline)
+        spark.data = list(self.rates)
+        # an empty Sparkline draws a flat min-color line; keep its room, show nothing
+        spark.styles.visibility = "visible" if self.rates else "hidden"
+        pct = f"  ({100 * s.kv_bytes / s.kv_bytes_dense:.0f}% of dense)" if s.kv_bytes_dense else ""
+        self._set("panel-bytes", Text(f"in use {human_bytes(s.kv_bytes)}{pct}\ndense  {human_bytes(s.kv_bytes_dense)} (no eviction)"))
+        self._set("panel-pos", Text(f"position {s.newest_pos if s.newest_pos >= 0 else '–'} · step {s.step}", style="dim"))
+        self._set("panel-status", Text(s.status, style=STATUS_STYLE.get(s.status, "dim")))

@@ -26,8 +26,13 @@ class PageMap(Widget):
         self.state = PanelState()
 
     def show(self, state: PanelState) -> None:
+        old = self.state
+        if (old.pages, old.page_size, old.evicts) == (state.pages, state.page_size, state.evicts):
+            self.state = state
+            return
         rows_before = self._rows(self.size.width)
         self.state = state
+        # relayout only when the number of rows changes; otherwise a repaint will do
         self.refresh(layout=self._rows(self.size.width) != rows_before)
 
     def _rows(self, width: int) -> int:
