@@ -29,7 +29,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Header, Input
 
 from raas_local.errors import RaasError
-from raas_local.tui.commands import HELP, CommandError, is_command, parse_command
+from raas_local.tui.commands import CommandError, help_text, is_command, parse_command
 from raas_local.tui.generation import GenOptions, stream_reply
 from raas_local.tui.messages import Chunk, EngineFailed, EngineReady, Reply, ReplyDone
 from raas_local.tui.state import PanelState
@@ -295,7 +295,7 @@ class ChatApp(App):
         self._run_job(job, "reset", phase="busy")
 
     async def action_help(self) -> None:
-        await self.log_view.add_note(HELP)
+        await self.log_view.add_note(help_text())
 
     async def action_quit(self) -> None:
         self._stop.set()  # a running reply ends at its next token

@@ -8,19 +8,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-HELP = """\
+_HELP = """\
 **Commands**
 
 | command | does |
 |---|---|
 | `/budget N` | set the KV budget to N cells (clears the cache; the chat is kept and re-read next turn) |
-| `/policy NAME` | switch the cache policy: `raas` or `dense` |
+| `/policy NAME` | switch the cache policy: {kinds} |
 | `/new` | start a new conversation |
 | `/help` | show this help |
 | `/quit` | leave |
 
 **Keys**: `Esc` stop generating · `Ctrl+N` new chat · `Ctrl+Q` quit · scroll up to stop following the reply, scroll to the bottom to follow again.
 """
+
+
+def help_text() -> str:
+    """The help note, listing the policy kinds this install registers."""
+    from raas_local.policies import KINDS
+
+    return _HELP.format(kinds=", ".join(f"`{k}`" for k in sorted(KINDS)))
 
 
 class CommandError(ValueError):
@@ -59,7 +66,7 @@ def parse_command(text: str) -> Command:
         return Command("budget", n)
     if name == "policy":
         if len(rest) != 1:
-            raise CommandError("usage: /policy NAME (raas or dense)")
+            raise CommandError("usage: /policy NAME (e.g. raas or dense)")
         return Command("policy", rest[0].lower())  # CachePolicy validates the name
     if rest:
         raise CommandError(f"/{name} takes no arguments")
