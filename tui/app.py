@@ -33,6 +33,7 @@ from raas_local.tui.commands import CommandError, help_text, is_command, parse_c
 from raas_local.tui.generation import GenOptions, stream_reply
 from raas_local.tui.messages import Chunk, EngineFailed, EngineReady, Reply, ReplyDone
 from raas_local.tui.state import PanelState
+from raas_local.tui.throttle import Throttle
 from raas_local.tui.widgets.cache_panel import CachePanel
 from raas_local.tui.widgets.chat_log import AssistantTurn, ChatLog, UserTurn
 
@@ -53,7 +54,7 @@ class ChatApp(App):
         engine_factory: Callable[[], object] | None = None,
         options: GenOptions | None = None,
         model_label: str | None = None,
-        update_interval: float = 0.1,
+        throttle: Throttle | None = None,
     ) -> None:
         """Pass a ready ``engine`` (it stays the caller's to close) or an
         ``engine_factory`` run in a worker at start-up (its engine is closed
@@ -66,7 +67,7 @@ class ChatApp(App):
         self.owns_engine = engine is None
         self.options = options or GenOptions()
         self.model_label = model_label
-        self.update_interval = update_interval
+        self.throttle = throttle or Throttle()
         self.history: list[dict] = []
         self.phase = "loading" if engine is None else "busy"
         self.replies: list[Reply] = []
@@ -174,7 +175,9 @@ class ChatApp(App):
     async def _chunk(self, msg: Chunk) -> None:
         if self.current_turn is not None and (msg.thinking or msg.answer):
             await self.current_turn.add(msg.thinking, msg.answer)
-        self.panel.show(msg.state)
+        if msg.state is not None:
+            self.panel.show(msg.state)
+        self.throttle.observe()
 
     @on(ReplyDone)
     async def _reply_done(self, msg: ReplyDone) -> None:
@@ -228,8 +231,9 @@ class ChatApp(App):
         messages = list(self.history)
         self._stop.clear()
         self.panel.show(replace(self.panel.state, status="generating", generated=0, tok_per_s=None))
+        self.throttle.start()
         self._run_job(
-            lambda: stream_reply(self.engine, messages, self.options, self.post_message, self._stop, self.update_interval),
+            lambda: stream_reply(self.engine, messages, self.options, self.post_message, self._stop, self.throttle),
             "generate", phase="generating",
         )
 

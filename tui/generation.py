@@ -2,12 +2,10 @@
 
 Decisions:
 - Runs in the worker thread and is the only code that calls the engine while
-  generating; it hands the UI finished batches (``Chunk``) at most every
-  ``interval`` seconds, so the UI re-renders a bounded number of times
-  whatever the token rate, and the model never waits on it. The app uses
-  10/s: each update costs the UI thread ~15 ms (Markdown append, relayout,
-  repaint), CPU taken from the decode on a small machine, and 10/s already
-  reads as smooth.
+  generating; it hands the UI finished batches (``Chunk``) at the rates a
+  Throttle sets (throttle.py: text <= 10/s, cache snapshot <= 4/s), so the UI
+  re-renders a bounded number of times whatever the token rate, and the
+  model never waits on the UI.
 - Stopping: the UI sets ``stop``; the loop sees it at the next token and
   closes the generator, which is the engine's clean way to stop (the cache
   keeps what was generated and the engine stays ready).
@@ -25,6 +23,7 @@ from typing import Callable
 from raas_local.tui.messages import Chunk, Reply, ReplyDone
 from raas_local.tui.state import PanelState
 from raas_local.tui.thinking import ThinkSplitter, strip_thinking
+from raas_local.tui.throttle import Throttle
 
 
 @dataclass(frozen=True)
@@ -60,12 +59,13 @@ def stream_reply(
     opts: GenOptions,
     emit: Callable[[object], object],
     stop: threading.Event,
-    interval: float = 0.1,
+    throttle: Throttle | None = None,
 ) -> Reply:
     """Generate a reply to ``messages``, emitting Chunk messages and a final ReplyDone.
 
     Raises what ``engine.generate`` raises (RaasError for user errors) before
     any text when the prompt cannot be served."""
+    throttle = throttle or Throttle()
     tags = engine.think_tags
     splitter = ThinkSplitter(tags, starts_in_thinking(engine, messages))
     gen = engine.generate(
@@ -77,7 +77,8 @@ def stream_reply(
     answer_buf: list[str] = []
     stats, reason = None, "cancelled"
     t_first = t_last = None
-    last_emit, n_at_emit = 0.0, 0
+    last_emit = last_panel = 0.0
+    n_at_panel = 0
     n = 0
     try:
         for ev in gen:
@@ -87,7 +88,7 @@ def stream_reply(
                 n += 1
                 t_last = now
                 if t_first is None:
-                    t_first = last_emit = now
+                    t_first = last_emit = last_panel = now
             parts.append(ev.text)
             th, an = splitter.feed(ev.text)
             think_buf.append(th)
@@ -97,11 +98,14 @@ def stream_reply(
                 break
             if stop.is_set():
                 break  # reason stays "cancelled"; the finally closes the generator
-            if now - last_emit >= interval:
-                rate = (n - n_at_emit) / (now - last_emit) if now > last_emit and n > n_at_emit else None
-                last_emit, n_at_emit = now, n
-                emit(Chunk("".join(think_buf), "".join(answer_buf),
-                           PanelState.from_engine(engine, stats, generated=n, tok_per_s=rate, status="generating")))
+            if now - last_emit >= throttle.text_interval:
+                last_emit = now
+                state = None
+                if now - last_panel >= throttle.panel_interval:
+                    rate = (n - n_at_panel) / (now - last_panel) if now > last_panel and n > n_at_panel else None
+                    last_panel, n_at_panel = now, n
+                    state = PanelState.from_engine(engine, stats, generated=n, tok_per_s=rate, status="generating")
+                emit(Chunk("".join(think_buf), "".join(answer_buf), state))
                 think_buf.clear()
                 answer_buf.clear()
     finally:

@@ -30,9 +30,9 @@ class EngineFailed(Message):
 
 
 class Chunk(Message):
-    """A batch of streamed text and the cache as it is after it."""
+    """A batch of streamed text and, when the panel is due, the cache as it is after it."""
 
-    def __init__(self, thinking: str, answer: str, state: PanelState) -> None:
+    def __init__(self, thinking: str, answer: str, state: PanelState | None) -> None:
         super().__init__()
         self.thinking, self.answer, self.state = thinking, answer, state
 
