@@ -2,7 +2,7 @@
 
 Decisions:
 - Text goes to the UI at most 10 times a second; the cache panel at most 4
-  times (the brief's "a few updates per second"; a snapshot also costs the
+  times (a few a second read as live; a snapshot also costs the
   worker a native page-table read).
 - The text rate adapts to what an update costs here. Each update costs the
   UI thread a Markdown append, a relayout and a repaint (~10 ms on a small
