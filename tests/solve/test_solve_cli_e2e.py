@@ -35,6 +35,10 @@ PROBLEMS = [
 ]
 
 
+# the interrupt tests need a run that is surely still going after two lines: 40 problems
+MANY = [dict(item, id=f"{item['id']}-{k}") for k in range(5) for item in PROBLEMS]
+
+
 def cmd(*args):
     return [sys.executable, "-m", "raas_local.cli", "solve", *args]
 
@@ -114,12 +118,13 @@ def test_solve_a_small_file_end_to_end(tmp_path):
     assert wall < 120
 
 
-def _resume_and_check(p: Path, out: Path, args: list[str], n_valid: int, done_before: int) -> None:
+def _resume_and_check(p: Path, out: Path, args: list[str], items: list[dict], done_before: int) -> None:
+    n_valid = len(items)
     r = run_cli(*args)
     assert r.returncode == 0, r.stderr
     recs = read_lines(out)  # valid JSON lines only, ending in "\n"
     ids = [rec["id"] for rec in recs]
-    assert sorted(ids) == sorted(x["id"] for x in PROBLEMS[:n_valid])  # each id exactly once
+    assert sorted(ids) == sorted(x["id"] for x in items)  # each id exactly once
     assert len(ids) == len(set(ids)) == n_valid
     m = json.loads((out.parent / "out.metrics.json").read_text())
     assert m["n"] == n_valid
@@ -128,7 +133,7 @@ def _resume_and_check(p: Path, out: Path, args: list[str], n_valid: int, done_be
 
 def test_kill_then_resume(tmp_path):
     """SIGKILL mid-batch (a crash): the rerun finishes each problem exactly once."""
-    p = write_problems(tmp_path / "p.jsonl", PROBLEMS)
+    p = write_problems(tmp_path / "p.jsonl", MANY)
     out = tmp_path / "out.jsonl"
     args = [str(p), "-o", str(out), "--budget", "256", "-n", "40", *FAST]
     proc = subprocess.Popen(cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
@@ -142,13 +147,13 @@ def test_kill_then_resume(tmp_path):
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
     done = len(read_lines(out))
-    assert 2 <= done < len(PROBLEMS)
-    _resume_and_check(p, out, args, len(PROBLEMS), done)
+    assert 2 <= done < len(MANY)
+    _resume_and_check(p, out, args, MANY, done)
 
 
 def test_ctrl_c_then_resume(tmp_path):
     """SIGINT mid-batch: exit 130 with one line naming the count and how to resume."""
-    p = write_problems(tmp_path / "p.jsonl", PROBLEMS)
+    p = write_problems(tmp_path / "p.jsonl", MANY)
     out = tmp_path / "out.jsonl"
     args = [str(p), "-o", str(out), "--budget", "256", "-n", "40", *FAST]
     proc = subprocess.Popen(cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
@@ -165,13 +170,13 @@ def test_ctrl_c_then_resume(tmp_path):
     lines = [ln for ln in stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, stderr
     done = len(read_lines(out))
-    assert 2 <= done < len(PROBLEMS)
+    assert 2 <= done < len(MANY)
     assert lines[0].startswith("raas-local: interrupted:")
-    assert f"{done}/{len(PROBLEMS)} problems done" in lines[0] and str(out) in lines[0]
+    assert f"{done}/{len(MANY)} problems done" in lines[0] and str(out) in lines[0]
     assert "rerun the same command" in lines[0]
     m = json.loads((tmp_path / "out.metrics.json").read_text())  # metrics of what is on disk
     assert m["n"] == done
-    _resume_and_check(p, out, args, len(PROBLEMS), done)
+    _resume_and_check(p, out, args, MANY, done)
 
 
 def test_sample_out_of_the_box_then_rerun_does_nothing(tmp_path):
