@@ -15,12 +15,20 @@ from raas_local.errors import InputError, RaasError
 DEFAULT_PROMPT = "What is 17*23? Think step by step."
 
 
-def add_model_flags(p: argparse.ArgumentParser) -> None:
-    """The flags every command that loads a model takes."""
-    p.add_argument("model", nargs="?", default=None, help="registry name, path to a .gguf, or org/repo[:quant] (default: the embedded SmolLM2-135M)")
-    p.add_argument("-m", "--model", dest="model_flag", default=None, help="same as the positional MODEL")
+MODEL_HELP = "registry name, path to a .gguf, or org/repo[:quant] (default: the embedded SmolLM2-135M)"
+
+
+def add_model_flags(p: argparse.ArgumentParser, positional_model: bool = True, budget_default: int | None = 512,
+                    budget_help: str = "KV cells per sequence, prompt included (default 512)") -> None:
+    """The flags every command that loads a model takes (solve's positional is its problems file)."""
+    if positional_model:
+        p.add_argument("model", nargs="?", default=None, help=MODEL_HELP)
+        p.add_argument("-m", "--model", dest="model_flag", default=None, help="same as the positional MODEL")
+    else:
+        p.set_defaults(model=None)
+        p.add_argument("-m", "--model", dest="model_flag", default=None, metavar="MODEL", help=MODEL_HELP)
     p.add_argument("--policy", default="raas", help="KV-cache policy: raas (default), dense, streaming or h2o")
-    p.add_argument("--budget", type=int, default=512, help="KV cells per sequence, prompt included (default 512)")
+    p.add_argument("--budget", type=int, default=budget_default, metavar="L", help=budget_help)
     p.add_argument("--page-size", type=int, default=16, help="decode positions per page (default 16)")
     p.add_argument("--refresh-ratio", type=float, default=0.5, help="raas: share of pages refreshed per step (default 0.5)")
     p.add_argument("--n-sink", type=int, default=4, help="streaming: attention-sink cells (default 4)")

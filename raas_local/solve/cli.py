@@ -133,27 +133,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--check-timeout", type=float, default=5.0, metavar="S",
                    help="seconds allowed for one symbolic answer check (default 5)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    # The model and cache flags are run's, minus its positional MODEL (PROBLEMS
-    # is the positional here; the model comes with -m).  Every default of
-    # add_model_flags is taken over first, so engine_from_args finds all it reads.
-    scratch = argparse.ArgumentParser(add_help=False)
-    add_model_flags(scratch)
-    p.set_defaults(**vars(scratch.parse_args([])))
-    p.add_argument("-m", "--model", dest="model_flag", default=None, metavar="MODEL",
-                   help="registry name, path to a .gguf, or org/repo[:quant] (default: the embedded SmolLM2-135M)")
-    p.add_argument("--policy", default="raas", help="KV-cache policy (default raas)")
-    p.add_argument("--budget", type=_positive_int, default=None, metavar="L",
-                   help=f"KV cells per sequence, prompt included (default: the model's recommended budget, else {DEFAULT_BUDGET})")
-    p.add_argument("--page-size", type=_positive_int, default=16, help="decode positions per page (default 16)")
-    p.add_argument("--refresh-ratio", type=float, default=0.5, help="raas: share of pages refreshed per step (default 0.5)")
-    p.add_argument("-c", "--ctx-size", type=int, default=None, help="KV cells to allocate (default: the budget; dense: the model's context)")
-    p.add_argument("-ngl", "--n-gpu-layers", type=int, default=0, help="layers to offload to the GPU")
-    p.add_argument("-fa", "--flash-attn", action="store_true", help="use flash attention")
-    p.add_argument("-t", "--threads", type=int, default=None, help="CPU threads (default: all cores)")
-    p.add_argument("-s", "--seed", type=int, default=0, help="sampling seed, the same for every problem (default 0)")
-    p.add_argument("-v", "--verbose", action="store_true", help="show llama.cpp's log")
+    # run's model and cache flags, minus its positional MODEL (PROBLEMS is the positional here)
+    add_model_flags(p, positional_model=False, budget_default=None,
+                    budget_help=f"KV cells per sequence, prompt included (default: the model's recommended budget, else {DEFAULT_BUDGET})")
     add_sampling_flags(p, max_tokens=DEFAULT_MAX_TOKENS)
-    p.set_defaults(func=cmd_solve, model=None)
+    p.set_defaults(func=cmd_solve)
     return p
 
 

@@ -10,20 +10,12 @@ from pathlib import Path
 import pytest
 
 from raas_local.errors import ModelError, PolicyError
+from cli_testutil import assert_one_line_error
 
 
 def run_cli(*args, timeout=300):
     return subprocess.run([sys.executable, "-m", "raas_local.cli", *args], capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def assert_one_line_error(r, code, *needles):
-    assert r.returncode == code, (r.returncode, r.stderr)
-    assert "Traceback" not in r.stderr
-    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("raas-local: error:")]
-    assert len(errors) == 1, r.stderr
-    for n in needles:
-        assert n in errors[0], errors[0]
 
 
 def test_run_writes_text_and_a_valid_stats_file(tmp_path):

@@ -13,20 +13,12 @@ from pathlib import Path
 
 from raas_local.errors import InputError, PolicyError
 from raas_local.solve.cli import default_out_name, metrics_path_beside
+from cli_testutil import assert_one_line_error
 
 
 def run_cli(*args, cwd=None, timeout=300):
     return subprocess.run([sys.executable, "-m", "raas_local.cli", "solve", *args], capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL, cwd=cwd)
-
-
-def assert_one_line_error(r, code, *needles):
-    assert r.returncode == code, (r.returncode, r.stderr)
-    assert "Traceback" not in r.stderr
-    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("raas-local: error:")]
-    assert len(errors) == 1, r.stderr
-    for n in needles:
-        assert n in errors[0], errors[0]
 
 
 def test_default_names():
