@@ -24,13 +24,28 @@ def _order(names):
     return sorted(names, key=lambda n: (not n.startswith("dense"), n))
 
 
+MARKERS = "osD^v<>"
+STYLES = ("-", "--", "-.", ":")
+
+
+def _style(kind: str) -> dict:
+    """A policy keeps its colour, marker and dash in every plot; marker and dash differ so that
+    lines that coincide (every evicting policy holds exactly its budget) stay visible."""
+    from raas_local.policies import KINDS
+
+    kinds = sorted(KINDS, key=lambda k: (k != "dense", k))
+    i = kinds.index(kind) if kind in kinds else len(kinds)
+    return dict(color="black" if kind == "dense" else f"C{i}", marker=MARKERS[i % len(MARKERS)],
+                linestyle=STYLES[i % len(STYLES)], markersize=8 if kind == "dense" else 6)
+
+
 def _lines(ax, records, x, y, name=series_name, scale=1.0):
     groups: dict[str, list] = {}
     for r in records:
         groups.setdefault(name(r), []).append(r)
     for n in _order(groups):
         rs = sorted(groups[n], key=lambda r: r[x])
-        ax.plot([r[x] for r in rs], [r[y] / scale for r in rs], marker="o", label=n)
+        ax.plot([r[x] for r in rs], [r[y] / scale for r in rs], label=n, **_style(rs[0]["policy"]))
 
 
 def _figure(n_panels: int, title: str):
@@ -79,8 +94,8 @@ def plot_fidelity(records: list[dict], path: Path, title: str = "Fidelity to den
     _lines(b, policies, "budget", "mean_kl", name=lambda r: r["policy"])
     # dense is the reference: a flat line, not a point per budget
     if any(r["policy"] == "dense" for r in records):
-        a.axhline(1.0, color="gray", linestyle="--", label="dense (reference)")
-        b.axhline(0.0, color="gray", linestyle="--", label="dense (reference)")
+        a.axhline(1.0, color="black", linestyle="--", label="dense (reference)")
+        b.axhline(0.0, color="black", linestyle="--", label="dense (reference)")
     lows = [r["top1_agreement"] for r in policies] or [1.0]
     a.set_ylim(max(0.0, min(lows) - 0.05), 1.01)  # agreement lives in [0, 1]
     b.set_ylim(bottom=min(0.0, b.get_ylim()[0]))
