@@ -218,6 +218,7 @@ class Engine:
         self._seq_tokens = 0
         self._cached_text: str | None = None
         self._peak = 0
+        self._last_stats = self.cache_stats()
 
     def close(self) -> None:
         if self.llm is not None:
@@ -307,7 +308,9 @@ class Engine:
             raise RaasError(f"llama_decode failed ({rc}) at position {self._pos}: {why}".rstrip(": "))
         self._pos += len(tokens)
         self._seq_tokens += len(tokens)
-        self._peak = max(self._peak, self.cache_stats().used)
+        # read once per decode: generate's events reuse it instead of scanning the cells again
+        self._last_stats = self.cache_stats()
+        self._peak = max(self._peak, self._last_stats.used)
 
     def check_prompt_fits(self, n_new: int) -> None:
         """Refuse a prompt that leaves fewer than two pages of room (DESIGN.md)."""
@@ -381,8 +384,8 @@ class Engine:
         bos = self.piece(llama_cpp.llama_vocab_bos(self.vocab)).decode("utf-8", "replace") if llama_cpp.llama_vocab_bos(self.vocab) >= 0 else ""
         return bool(bos) and text.startswith(bos)
 
-    def _stats(self, n_prompt: int, n_gen: int, t_prefill: float, t_decode: float) -> GenStats:
-        return GenStats(n_prompt, n_gen, t_prefill, t_decode, self._peak, self.cache_stats())
+    def _stats(self, n_prompt: int, n_gen: int, t_prefill: float, t_decode: float, cache: CacheStats | None = None) -> GenStats:
+        return GenStats(n_prompt, n_gen, t_prefill, t_decode, self._peak, cache or self._last_stats)
 
     def generate(
         self,
@@ -402,7 +405,6 @@ class Engine:
         t0 = time.perf_counter()
         self.prefill(tokens, pin=True)
         t_prefill = time.perf_counter() - t0
-        self._peak = max(self._peak, self.cache_stats().used)
 
         sampler = self._sampler(temperature, top_p, top_k, self.seed if seed is None else seed, ignore_eos)
         utf8 = codecs.getincrementaldecoder("utf-8")("replace")
@@ -436,7 +438,8 @@ class Engine:
         tail = utf8.decode(b"", final=True)
         self._finish_turn(turn, open_tag, close_tag)
         llama_cpp.llama_sampler_free(sampler)
-        yield GenerationEvent(tail, None, self._stats(len(tokens), n_gen, t_prefill, t_decode), True, reason)
+        # fresh: _finish_turn may have removed the thinking block from the cache
+        yield GenerationEvent(tail, None, self._stats(len(tokens), n_gen, t_prefill, t_decode, self.cache_stats()), True, reason)
 
     def _finish_turn(self, turn: _Turn, open_tag: str | None, close_tag: str | None) -> None:
         """Record what the cache now holds; drop a finished thinking block from it."""
