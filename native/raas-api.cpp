@@ -11,7 +11,7 @@
 #include <string>
 
 // bump when the C API or the policy semantics change; raas_local checks it
-#define LLAMA_RAAS_VERSION 1
+#define LLAMA_RAAS_VERSION 2
 
 static thread_local std::string g_raas_error;
 
@@ -63,7 +63,8 @@ int32_t llama_raas_set_policy(llama_context * ctx, const llama_raas_params * par
     const std::string arch = llm_arch_name(model.arch);
 
     if (p.kind != LLAMA_RAAS_KIND_DENSE && p.kind != LLAMA_RAAS_KIND_RAAS &&
-        p.kind != LLAMA_RAAS_KIND_STREAMING && p.kind != LLAMA_RAAS_KIND_H2O) {
+        p.kind != LLAMA_RAAS_KIND_STREAMING && p.kind != LLAMA_RAAS_KIND_H2O &&
+        p.kind != LLAMA_RAAS_KIND_QUEST) {
         return fail(-2, "policy kind " + std::to_string(p.kind) + " is not implemented in this build");
     }
     if (p.page_size < 1) {
@@ -99,7 +100,11 @@ int32_t llama_raas_set_policy(llama_context * ctx, const llama_raas_params * par
             return fail(-3, "budget " + std::to_string(p.budget) + " is below two pages (" +
                     std::to_string(2*p.page_size) + " cells at page size " + std::to_string(p.page_size) + ")");
         }
-        if ((uint32_t) p.budget > kv->get_size()) {
+        if (p.kind == LLAMA_RAAS_KIND_QUEST && 256 % p.page_size != 0) {
+            // llama.cpp pads the KV view to 256 cells; quest's pages must tile it
+            return fail(-3, "quest needs a page size that divides 256, got " + std::to_string(p.page_size));
+        }
+        if (p.kind != LLAMA_RAAS_KIND_QUEST && (uint32_t) p.budget > kv->get_size()) {
             return fail(-3, "budget " + std::to_string(p.budget) + " exceeds the " + std::to_string(kv->get_size()) +
                     " KV cells of this context; create it with n_ctx >= budget");
         }

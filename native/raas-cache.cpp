@@ -85,8 +85,8 @@ void llama_raas::free_page(int i) {
 
 bool llama_raas::before_decode(const llama_batch & batch) {
     last_evicted.clear();
-    if (params.kind == LLAMA_RAAS_KIND_DENSE) {
-        return true;
+    if (params.kind == LLAMA_RAAS_KIND_DENSE || params.kind == LLAMA_RAAS_KIND_QUEST) {
+        return true; // nothing is evicted
     }
     const uint32_t n      = batch.n_tokens;
     const uint32_t budget = params.budget;

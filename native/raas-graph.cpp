@@ -6,11 +6,13 @@
 
 #include "raas.h"
 
+#include "llama-graph.h"
+
 #include "ggml.h"
 
 #include <cmath>
 
-ggml_tensor * llama_raas_build_scores(
+static ggml_tensor * raas_build_scores(
         ggml_context * ctx,
         ggml_tensor  * acc,
         ggml_tensor  * q,
@@ -43,6 +45,26 @@ ggml_tensor * llama_raas_build_scores(
     kq = ggml_soft_max_ext(ctx, kq, m, kq_scale, max_alibi_bias);
 
     return acc ? ggml_add(ctx, acc, kq) : kq;
+}
+
+ggml_tensor * llama_raas_build_attn(
+        const llama_raas  & st,
+        llm_graph_result  * res,
+        ggml_context      * ctx,
+        ggml_tensor       * q,
+        ggml_tensor       * k,
+        ggml_tensor       * kq_mask,
+        float               kq_scale,
+        float               max_alibi_bias,
+        float               softcap,
+        int                 il) {
+    if (st.needs_scores()) {
+        res->t_raas_scores = raas_build_scores(ctx, res->t_raas_scores, q, k, kq_mask, kq_scale, max_alibi_bias, softcap);
+    }
+    if (st.params.kind == LLAMA_RAAS_KIND_QUEST) {
+        return raas_policy_quest_mask(st, res, ctx, q, k, kq_mask, il);
+    }
+    return kq_mask;
 }
 
 void llama_raas::finish_graph(ggml_context * ctx, ggml_cgraph * gf, ggml_tensor *& t) const {

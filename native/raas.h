@@ -23,6 +23,7 @@ struct ggml_tensor;
 struct ggml_cgraph;
 struct ggml_backend_sched;
 class  llama_kv_cache;
+class  llm_graph_result;
 
 struct raas_page {
     llama_pos first;
@@ -77,17 +78,21 @@ struct llama_raas {
     void free_page(int i);
 };
 
-// the last token's attention probabilities over the KV view of one layer, added to acc
+// the policy's ops in the attention of layer il, called by build_attn: adds the
+// last token's attention probabilities to res->t_raas_scores when the policy
+// observes scores; returns the KQ mask to attend with (quest narrows it)
 // q: [n_embd_head, n_head, n_tokens]; k: the cache view [n_embd_head, n_head_kv, n_kv, 1]
-ggml_tensor * llama_raas_build_scores(
-        ggml_context * ctx,
-        ggml_tensor  * acc,
-        ggml_tensor  * q,
-        ggml_tensor  * k,
-        ggml_tensor  * kq_mask,
-        float          kq_scale,
-        float          max_alibi_bias,
-        float          softcap);
+ggml_tensor * llama_raas_build_attn(
+        const llama_raas  & st,
+        llm_graph_result  * res,
+        ggml_context      * ctx,
+        ggml_tensor       * q,
+        ggml_tensor       * k,
+        ggml_tensor       * kq_mask,
+        float               kq_scale,
+        float               max_alibi_bias,
+        float               softcap,
+        int                 il);
 
 // per-policy rules (raas-policy-*.cpp): observe runs after a decode step, victim picks the page to free
 int32_t raas_n_refresh(float ratio, size_t n_pages);
@@ -97,6 +102,8 @@ int  raas_policy_streaming_victim(const llama_raas & st);
 void raas_policy_h2o_observe(llama_raas & st);
 int  raas_policy_h2o_victim (const llama_raas & st);
 int32_t raas_h2o_recent(const llama_raas_params & p);
+ggml_tensor * raas_policy_quest_mask(const llama_raas & st, llm_graph_result * res, ggml_context * ctx,
+        ggml_tensor * q, ggml_tensor * k, ggml_tensor * kq_mask, int il);
 
 // error reporting for the C API (thread-local)
 void raas_set_error(const std::string & msg);

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from raas_local.errors import NativeLibraryError, PolicyError
 
 # must match LLAMA_RAAS_VERSION in native/raas-api.cpp
-API_VERSION = 1
+API_VERSION = 2
 REBUILD = "run `make setup` (or `python native/build.py --install`) in the raas-local checkout"
 
 try:

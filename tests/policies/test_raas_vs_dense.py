@@ -1,15 +1,18 @@
-"""(d) and (e): RaaS against dense llama.cpp on the embedded model.
+"""(d) and (e): RaaS (and quest) against dense llama.cpp on the embedded model.
 
 (d) with a budget at least the whole length nothing is evicted and the logits
 are bit-identical to dense; (e) after each eviction the logits equal those of a
 dense context from which the same positions were removed with
-llama_memory_seq_rm at the same step.
+llama_memory_seq_rm at the same step. Quest likewise is bit-identical to dense
+while every page fits its budget, and keeps every cell but moves the logits
+once it narrows the attention.
 """
 
 from __future__ import annotations
 
 import llama_cpp
 import numpy as np
+import pytest
 
 from raas_local.engine import Engine
 from raas_local.policies import CachePolicy
@@ -17,8 +20,9 @@ from raas_local.policies import CachePolicy
 PROMPT = "Question: Tom has 3 apples and buys 5 more. How many apples does he have? Answer step by step.\n"
 
 
-def test_budget_above_length_is_bit_identical_to_dense():
-    raas = Engine(policy=CachePolicy(kind="raas", budget=512), n_ctx=512)
+@pytest.mark.parametrize("kind", ["raas", "quest"])
+def test_budget_above_length_is_bit_identical_to_dense(kind):
+    raas = Engine(policy=CachePolicy(kind=kind, budget=512), n_ctx=512)
     dense = Engine(policy=CachePolicy(kind="dense"), n_ctx=512)
     toks = raas.tokenize(PROMPT)
     raas.prefill(toks)
@@ -54,4 +58,26 @@ def test_after_eviction_logits_equal_dense_with_seq_rm():
         p for pg in raas.page_table() for p in range(pg.first_pos, pg.last_pos + 1)
     }
     raas.close()
+    dense.close()
+
+
+def test_quest_keeps_every_cell_and_departs_from_dense_past_its_budget():
+    quest = Engine(policy=CachePolicy(kind="quest", budget=64, page_size=16), n_ctx=1024)
+    dense = Engine(policy=CachePolicy(kind="dense"), n_ctx=1024)
+    toks = quest.tokenize(PROMPT)
+    quest.prefill(toks)
+    dense.prefill(toks)
+    fits, past = [], []
+    for _ in range(300):
+        tok = int(np.argmax(dense.logits()))  # the same tokens through both
+        quest.decode_one_token(tok)
+        dense.decode_one_token(tok)
+        d = float(np.abs(quest.logits() - dense.logits()).max())
+        # while the cells fill at most 4 pages, each head's top 4 pages are all of them
+        (fits if quest.position <= 64 else past).append(d)
+    s = quest.cache_stats()
+    assert s.used == dense.cache_stats().used == len(toks) + 300 and s.evictions == 0
+    assert fits and max(fits) == 0.0
+    assert max(past) > 1.0
+    quest.close()
     dense.close()

@@ -34,8 +34,11 @@ class TorchLlama:
             out[:, i + 1] = x[:, i] * s + x[:, i + 1] * c
         return out
 
-    def step(self, token: int, pos: int, cached: list[int]) -> tuple[torch.Tensor, dict[int, float]]:
-        """Process one token at `pos`; it attends to `cached` (which must include pos)."""
+    def step(self, token: int, pos: int, cached: list[int], narrow=None) -> tuple[torch.Tensor, dict[int, float]]:
+        """Process one token at `pos`; it attends to `cached` (which must include pos).
+
+        `narrow(il, head, q, keys)`, if given, returns the positions a head of
+        layer il attends among `keys` ({position: key}); the others get no attention."""
         c, w = self.cfg, self.w
         hd, group = c.head_dim, c.n_head // c.n_head_kv
         h = w["token_embd.weight"][token]
@@ -49,7 +52,11 @@ class TorchLlama:
             V = torch.stack([self.v[il][p] for p in cached])
             heads = []
             for hh in range(c.n_head):
-                att = torch.softmax(K[:, hh // group] @ q[hh] / math.sqrt(hd), dim=0)
+                logit = K[:, hh // group] @ q[hh] / math.sqrt(hd)
+                if narrow is not None:
+                    keep = set(narrow(il, hh, q[hh], {p: self.k[il][p][hh // group] for p in cached}))
+                    logit = torch.where(torch.tensor([p in keep for p in cached]), logit, torch.tensor(-math.inf, dtype=logit.dtype))
+                att = torch.softmax(logit, dim=0)
                 for j, p in enumerate(cached):
                     scores[p] += float(att[j])
                 heads.append(att @ V[:, hh // group])
