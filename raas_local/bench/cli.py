@@ -1,7 +1,9 @@
 """`raas-local bench`: suites of measurements written to results.json, markdown tables and PNG plots.
 
 Suites: speed (decode tok/s vs context length), memory (KV cells and bytes vs
-length), fidelity (top-1 agreement and KL to dense vs budget). Every suite runs
+length), fidelity (top-1 agreement and KL to dense vs budget), and, when asked
+for with --problems FILE, accuracy (problems solved vs budget, scored as
+`raas-local solve` scores; bench/accuracy.py). Every suite runs
 every policy kind (`--policies` defaults to all registered kinds), side by side
 in one run. Records already in OUT/results.json are kept and not measured again
 (resume a long run by repeating the command; --force remeasures what the
@@ -21,14 +23,16 @@ from pathlib import Path
 
 from raas_local.errors import InputError
 
-SUITES = ("speed", "memory", "fidelity")
-DEFAULTS = dict(lengths="256,512,2048,8192,16384", reps=3, chain=2048, budgets="64,128,256,512,1024")
-QUICK = dict(lengths="256,512,2048", reps=2, chain=512, budgets="64,128,256")
+SUITES = ("speed", "memory", "fidelity", "accuracy")
+DEFAULT_SUITES = ("speed", "memory", "fidelity")  # accuracy needs a problem file
+DEFAULTS = dict(lengths="256,512,2048,8192,16384", reps=3, chain=2048, budgets="64,128,256,512,1024", max_tokens=1024)
+QUICK = dict(lengths="256,512,2048", reps=2, chain=512, budgets="64,128,256", max_tokens=256)
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="measure policies: decode speed, KV memory and fidelity to dense")
-    p.add_argument("--suite", default=",".join(SUITES), help=f"comma-separated suites (default all: {','.join(SUITES)})")
+    p.add_argument("--suite", default=",".join(DEFAULT_SUITES),
+                   help=f"comma-separated suites of {','.join(SUITES)} (default {','.join(DEFAULT_SUITES)})")
     p.add_argument("-m", "--model", default=None, help="model (default: the embedded SmolLM2-135M)")
     p.add_argument("--policies", default=None, help="comma-separated policy kinds (default: every kind)")
     p.add_argument("--budget", type=int, default=512, help="speed, memory: budget of the evicting policies (default 512)")
@@ -39,9 +43,16 @@ def add_parser(sub) -> None:
     p.add_argument("--budgets", default=None, help=f"fidelity: budgets (default {DEFAULTS['budgets']})")
     p.add_argument("--chain", type=int, default=None, help=f"fidelity: dense greedy chain length (default {DEFAULTS['chain']})")
     p.add_argument("--prompt", default=None, help="fidelity: raw prompt text (default: a short math question)")
+    p.add_argument("--problems", default=None, metavar="FILE",
+                   help="accuracy: problems JSONL as `raas-local solve` reads it (the bundled sample: "
+                        "raas_local/solve/data/sample.jsonl)")
+    p.add_argument("--limit", type=int, default=None, help="accuracy: the first N problems only")
+    p.add_argument("-n", "--max-tokens", type=int, default=None,
+                   help=f"accuracy: tokens generated per problem at most (default {DEFAULTS['max_tokens']})")
     p.add_argument("--quick", action="store_true",
                    help=f"smaller defaults: lengths {QUICK['lengths']}, {QUICK['reps']} repetitions, "
-                        f"chain {QUICK['chain']}, budgets {QUICK['budgets']} (explicit flags still win)")
+                        f"chain {QUICK['chain']}, budgets {QUICK['budgets']}, max tokens {QUICK['max_tokens']} "
+                        "(explicit flags still win)")
     p.add_argument("-ngl", "--n-gpu-layers", type=int, default=0)
     p.add_argument("-fa", "--flash-attn", action="store_true")
     p.add_argument("-t", "--threads", type=int, default=None)
@@ -75,6 +86,8 @@ class Plan:
     chain: int
     prompt: str
     out: Path
+    max_tokens: int = 1024
+    problems: object = None         # accuracy: bench.accuracy.ProblemSet
     engine_kw: dict = field(default_factory=dict)
 
     def policy(self, kind: str, budget: int | None = None):
@@ -103,10 +116,17 @@ def make_plan(args) -> Plan:
         lengths=_ints(args.lengths or base["lengths"], "--lengths"), window=args.window,
         reps=args.reps if args.reps is not None else base["reps"], budgets=_ints(args.budgets or base["budgets"], "--budgets"),
         chain=args.chain if args.chain is not None else base["chain"], prompt=args.prompt or PROMPT, out=Path(args.out),
+        max_tokens=args.max_tokens if args.max_tokens is not None else base["max_tokens"],
         engine_kw=dict(n_gpu_layers=args.n_gpu_layers, flash_attn=args.flash_attn, n_threads=args.threads),
     )
-    if plan.chain < 1 or plan.window < 1 or plan.reps < 1:
-        raise InputError("--chain, --window and --reps must be at least 1")
+    if plan.chain < 1 or plan.window < 1 or plan.reps < 1 or plan.max_tokens < 1:
+        raise InputError("--chain, --window, --reps and --max-tokens must be at least 1")
+    if args.limit is not None and args.limit < 1:
+        raise InputError("--limit must be at least 1")
+    if args.problems:
+        from raas_local.bench.accuracy import ProblemSet
+
+        plan.problems = ProblemSet.load(args.problems, args.limit)
     for k in kinds:  # unknown kinds and bad budgets fail here, before anything is measured
         plan.policy(k)
         for b in plan.budgets:
@@ -191,7 +211,47 @@ def run_fidelity(plan: Plan, store, bars) -> None:
         ref.cleanup()
 
 
-RUNNERS = {"speed": run_speed, "memory": run_memory, "fidelity": run_fidelity}
+def run_accuracy(plan: Plan, store, bars) -> None:
+    from raas_local.bench import accuracy as acc
+    from raas_local.engine import Engine
+    from raas_local.solve.results import read_records
+    from raas_local.solve.runner import DEFAULT_PROMPT_TEMPLATE, render_prompt
+
+    pset = plan.problems
+    items = _fidelity_items(plan)
+    path = {_name(p): acc.results_path(plan.out, pset, plan.label, p, plan.max_tokens) for p in items}
+    if store.force:
+        for p in items:
+            path[_name(p)].unlink(missing_ok=True)
+    todo = [p for p in items if acc.pending(path[_name(p)], pset)]
+    if todo:
+        bars.start_suite("accuracy", len(todo))
+        # a dense (or quest) cache holds the whole conversation; a token never takes less than a byte
+        longest = max(len(render_prompt(DEFAULT_PROMPT_TEMPLATE, p.problem).encode()) for p in pset.problems)
+        n_ctx = longest + 512 + plan.max_tokens
+        with Engine(model=plan.model, policy=todo[0], n_ctx=n_ctx, **plan.engine_kw) as eng:
+            template = eng.spec.prompt_template if eng.spec is not None else DEFAULT_PROMPT_TEMPLATE
+            prompts = [render_prompt(template, p.problem) for p in pset.problems]
+            for p in todo:  # every budget against every prompt, before the long work starts
+                acc.check_fits(eng, p, prompts)
+            for pol in todo:
+                name = _name(pol)
+                bars.item(f"accuracy {name}")
+                records, interrupted = acc.solve_run(eng, pol, pset, path[name], plan.max_tokens, on_step=bars.steps)
+                if interrupted:
+                    raise KeyboardInterrupt  # the solved problems are on disk; a rerun resumes
+                rec = acc.summarize(records, pol, pset, plan.max_tokens)
+                store.add(plan.stamp(rec))
+                bars.item_done(f"accuracy {name}: {rec.correct}/{rec.n} ({rec.accuracy:.1%}), "
+                               f"mean {rec.mean_generated_tokens:.0f} tokens, peak {rec.peak_kv_cells} KV cells")
+    # finished runs (this time or before) are summarized from their files
+    for p in items:
+        records = read_records(path[_name(p)])
+        if not acc.pending(path[_name(p)], pset):
+            store.add(plan.stamp(acc.summarize(records, p, pset, plan.max_tokens)))
+
+
+RUNNERS = {"speed": run_speed, "memory": run_memory, "fidelity": run_fidelity, "accuracy": run_accuracy}
 
 
 # -- outputs --------------------------------------------------------------------------------------
@@ -204,6 +264,9 @@ def selected(plan: Plan, store, suite: str) -> list[dict]:
     """The records this command asked for, in the order of its flags."""
     if suite == "fidelity":
         keys = [plan.key(suite, p, plan.chain) for p in _fidelity_items(plan)]
+    elif suite == "accuracy":
+        keys = [plan.key(suite, p, plan.max_tokens) for p in _fidelity_items(plan)]
+        return [r for r in (store.get(k) for k in keys) if r is not None and r.get("problems") == plan.problems.ident]
     else:
         keys = [plan.key(suite, plan.policy(k), n) for n in plan.lengths for k in plan.kinds]
     return [r for r in (store.get(k) for k in keys) if r is not None]
@@ -215,6 +278,9 @@ def _settings(plan: Plan, suite: str, command: str) -> str:
         what = f"budget {plan.budget}; lengths {', '.join(map(str, plan.lengths))}; {plan.window} decode steps timed x {plan.reps}, median"
     elif suite == "memory":
         what = f"budget {plan.budget}; lengths {', '.join(map(str, plan.lengths))}"
+    elif suite == "accuracy":
+        what = (f"problems {plan.problems.ident}, {len(plan.problems.problems)} problems, greedy, at most "
+                f"{plan.max_tokens} tokens each, scored as `raas-local solve` scores; budgets {', '.join(map(str, plan.budgets))}")
     else:
         what = (f"dense greedy chain of {plan.chain} tokens from {plan.prompt!r}, teacher-forced through each policy at "
                 f"budgets {', '.join(map(str, plan.budgets))}; agreement and KL per step, averaged")
@@ -234,6 +300,9 @@ def write_outputs(plan: Plan, store, suites: list[str], command: str) -> None:
         elif suite == "memory":
             table, notes = report.memory_table(recs), report.memory_checks(recs)
             plots.plot_memory(recs, plan.out / "memory.png")
+        elif suite == "accuracy":
+            table, notes = report.accuracy_table(recs), []
+            plots.plot_accuracy(recs, plan.out / "accuracy.png")
         else:
             table, notes = report.fidelity_table(recs), []
             plots.plot_fidelity(recs, plan.out / "fidelity.png")
@@ -265,6 +334,8 @@ def run(args) -> int:
     for s in suites:
         if s not in SUITES:
             raise InputError(f"unknown suite {s!r}; choose from {', '.join(SUITES)}")
+    if "accuracy" in suites and not args.problems:
+        raise InputError("--suite accuracy needs --problems FILE (e.g. raas_local/solve/data/sample.jsonl)")
     plan = make_plan(args)
     plan.out.mkdir(parents=True, exist_ok=True)
     store = Store(plan.out / "results.json", force=args.force)

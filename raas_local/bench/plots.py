@@ -106,3 +106,17 @@ def plot_fidelity(records: list[dict], path: Path, title: str = "Fidelity to den
         _log2_x(ax, budgets, "budget (KV cells)")
         ax.legend()
     fig.savefig(path, dpi=100)
+
+
+def plot_accuracy(records: list[dict], path: Path, title: str = "Problems solved vs budget") -> None:
+    fig, (a,) = _figure(1, title)
+    policies = [r for r in records if r["policy"] != "dense"]
+    _lines(a, policies, "budget", "accuracy", name=lambda r: r["policy"])
+    for r in records:
+        if r["policy"] == "dense":  # no budget: a flat line
+            a.axhline(r["accuracy"], color="black", linestyle="--", label=f"dense ({r['accuracy']:.1%})")
+    a.set_ylim(0.0, max([r["accuracy"] for r in records] + [0.05]) * 1.15)
+    a.set_ylabel("accuracy (share of problems solved)")
+    _log2_x(a, [r["budget"] for r in policies] or [1], "budget (KV cells)")
+    a.legend()
+    fig.savefig(path, dpi=100)

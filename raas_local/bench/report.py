@@ -112,7 +112,25 @@ def fidelity_table(records: list[dict]) -> str:
     return "\n".join(rows)
 
 
-SUITE_TITLES = {"speed": "Speed", "memory": "Memory", "fidelity": "Fidelity"}
+def accuracy_table(records: list[dict]) -> str:
+    """Markdown: dense, then one row per policy and budget."""
+    head = ["policy", "budget", "accuracy", "correct / n", "answered", "mean tokens", "peak KV cells", "evictions", "tok/s"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    ordered = sorted(records, key=lambda r: (r["policy"] != "dense", r["budget"] or 0, r["policy"]))
+
+    def num(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    for r in ordered:
+        rows.append("| " + " | ".join([
+            r["policy"], "all" if r["budget"] is None else str(r["budget"]), f"{r['accuracy']:.1%}",
+            f"{r['correct']} / {r['n']}", str(r["answered"]), num(r["mean_generated_tokens"], ".0f"),
+            num(r["peak_kv_cells"], "d"), str(r["evictions"]), num(r["tok_per_s"], ".1f"),
+        ]) + " |")
+    return "\n".join(rows)
+
+
+SUITE_TITLES = {"speed": "Speed", "memory": "Memory", "fidelity": "Fidelity", "accuracy": "Accuracy"}
 
 
 def suite_markdown(suite: str, table: str, settings: str, notes: list[str], image: str | None) -> str:

@@ -28,6 +28,7 @@ class Store:
         self.records: list[dict] = json.loads(self.path.read_text()) if self.path.exists() else []
         # --force remeasures what this command asks for; other records are kept
         self._fresh: set[tuple] | None = set() if force else None
+        self.force = force
 
     def has(self, k: tuple) -> bool:
         if self._fresh is not None and k not in self._fresh:

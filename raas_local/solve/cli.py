@@ -311,31 +311,10 @@ def _preflight(eng, args, runs: list[_Run], pending: dict[str, list], template: 
 
 
 def _generate_fn(eng, args):
-    from raas_local.solve.runner import GenerationResult
+    from raas_local.solve.runner import engine_generate_fn
 
-    def generate(prompt: str) -> GenerationResult:
-        eng.reset()  # a fresh conversation for every problem
-        parts: list[str] = []
-        stats, reason = None, None
-        for ev in eng.generate(prompt, max_tokens=args.max_tokens, temperature=args.temp,
-                               top_p=args.top_p, top_k=args.top_k, seed=args.seed):
-            parts.append(ev.text)
-            stats, reason = ev.stats, ev.finish_reason
-        extra: dict[str, Any] = {"finish_reason": reason}
-        if stats is None:
-            return GenerationResult(text="".join(parts), extra=extra)
-        extra.update(prompt_tokens=stats.prompt_tokens, prefill_s=round(stats.prefill_s, 4),
-                     decode_s=round(stats.decode_s, 4))
-        return GenerationResult(
-            text="".join(parts),
-            generated_tokens=stats.generated_tokens,
-            peak_kv_cells=stats.peak_kv_cells,
-            evictions=stats.evictions,
-            seconds=stats.prefill_s + stats.decode_s,
-            extra=extra,
-        )
-
-    return generate
+    return engine_generate_fn(eng, max_tokens=args.max_tokens, temperature=args.temp,
+                              top_p=args.top_p, top_k=args.top_k, seed=args.seed)
 
 
 # -- output --------------------------------------------------------------------

@@ -37,6 +37,7 @@ __all__ = [
     "SolveOutcome",
     "render_prompt",
     "score",
+    "engine_generate_fn",
     "solve",
     "sweep_table",
 ]
@@ -109,6 +110,33 @@ def score(
     for key, value in gen.extra.items():
         record.setdefault(key, value)
     return record
+
+
+def engine_generate_fn(eng, **sampling) -> Callable[[str], GenerationResult]:
+    """A generate_fn for :func:`solve` on an Engine: each prompt is a fresh conversation."""
+
+    def generate(prompt: str) -> GenerationResult:
+        eng.reset()  # a problem's answer must not depend on the problems before it
+        parts: list[str] = []
+        stats, reason = None, None
+        for ev in eng.generate(prompt, **sampling):
+            parts.append(ev.text)
+            stats, reason = ev.stats, ev.finish_reason
+        extra: dict[str, Any] = {"finish_reason": reason}
+        if stats is None:
+            return GenerationResult(text="".join(parts), extra=extra)
+        extra.update(prompt_tokens=stats.prompt_tokens, prefill_s=round(stats.prefill_s, 4),
+                     decode_s=round(stats.decode_s, 4))
+        return GenerationResult(
+            text="".join(parts),
+            generated_tokens=stats.generated_tokens,
+            peak_kv_cells=stats.peak_kv_cells,
+            evictions=stats.evictions,
+            seconds=stats.prefill_s + stats.decode_s,
+            extra=extra,
+        )
+
+    return generate
 
 
 def _progress(console: Any = None):

@@ -76,3 +76,12 @@ def test_every_evicting_kind_under_pressure_gives_valid_figures(kind, reference)
         _skip_unbuilt(e)
     assert r.evictions > 0 and r.kv_cells <= 48
     assert 0.0 <= r.top1_agreement <= 1.0 and r.mean_kl >= 0.0
+
+
+def test_quest_under_pressure_keeps_every_cell_and_departs_from_dense(reference):
+    from raas_local.bench.fidelity import teacher_force
+
+    # 2 pages of attention over a prompt and a 40-token chain of 3 pages and more
+    r = teacher_force(None, CachePolicy(kind="quest", budget=32), reference, n_threads=1)
+    assert r.evictions == 0 and r.kv_cells == len(reference.prompt) + 40
+    assert r.mean_kl > 0.0 and 0.0 <= r.top1_agreement <= 1.0

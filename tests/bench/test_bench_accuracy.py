@@ -1,0 +1,90 @@
+"""The accuracy suite end to end on the embedded model: it solves and scores exactly as
+`raas-local solve` does, resumes without measuring again, and refuses bad requests
+with one line. No timing is asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cli_testutil import assert_one_line_error
+
+PROBLEMS = [
+    {"id": "p1", "question": "What is 2 + 3?", "answer": "#### 5"},
+    {"id": "p2", "question": "What is 10 - 4?", "answer": "#### 6"},
+    {"id": "p3", "question": "What is 3 * 3?", "answer": "#### 9"},
+]
+ARGS = ["--suite", "accuracy", "--policies", "dense,raas", "--budgets", "96", "-n", "24", "-t", "1"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def cli(*args, timeout=600):
+    cmd = [sys.executable, "-m", "raas_local.cli", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def problems(tmp_path_factory):
+    path = tmp_path_factory.mktemp("problems") / "tiny.jsonl"
+    lines = [json.dumps(p) for p in PROBLEMS]
+    path.write_text("\n".join(lines[:2] + ["{not json"] + lines[2:]) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def run_once(problems, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "out"
+    r = cli("bench", *ARGS, "--problems", str(problems), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    return out, r
+
+
+def _jsonl(path):
+    return {r["id"]: r for r in map(json.loads, path.read_text().splitlines())}
+
+
+def test_records_tables_and_plot(run_once):
+    out, r = run_once
+    assert "tiny.jsonl:3:" in r.stderr  # the bad line is a warning, the others run
+    recs = {(x["policy"], x["budget"]): x for x in json.loads((out / "results.json").read_text()) if x["suite"] == "accuracy"}
+    assert set(recs) == {("dense", None), ("raas", 96)}
+    for x in recs.values():
+        assert x["n"] == 3 and x["length"] == 24 and x["problems"].startswith("tiny.jsonl (")
+        assert x["accuracy"] == x["correct"] / 3
+    assert recs[("raas", 96)]["peak_kv_cells"] <= 96
+    md = (out / "accuracy.md").read_text()
+    assert md.startswith("## Accuracy") and "| raas | 96 |" in md and "| dense | all |" in md
+    assert (out / "accuracy.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_answers_equal_those_of_raas_local_solve(run_once, problems, tmp_path):
+    out, _ = run_once
+    mine = _jsonl(next((out / "accuracy").rglob("embedded.raas-96.max24.results.jsonl")))
+    r = cli("solve", str(problems), "--policy", "raas", "--budget", "96", "-n", "24", "--temp", "0", "-t", "1",
+            "-o", str(tmp_path / "solve.jsonl"))
+    assert r.returncode == 0, r.stderr
+    theirs = _jsonl(tmp_path / "solve.jsonl")
+    assert set(mine) == set(theirs) == {"p1", "p2", "p3"}
+    for pid in mine:
+        for f in ("pred_text", "extracted", "correct", "generated_tokens", "peak_kv_cells", "evictions"):
+            assert mine[pid][f] == theirs[pid][f], (pid, f)
+
+
+def test_a_rerun_resumes_without_generating(run_once, problems):
+    out, _ = run_once
+    before = json.loads((out / "results.json").read_text())
+    r = cli("bench", *ARGS, "--problems", str(problems), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "accuracy dense:" not in r.stderr and "accuracy raas@96:" not in r.stderr
+    assert json.loads((out / "results.json").read_text()) == before
+
+
+def test_missing_problems_and_small_budgets_are_refused(problems, tmp_path):
+    r = cli("bench", "--suite", "accuracy", "-o", str(tmp_path / "a"))
+    assert_one_line_error(r, 4, "--suite accuracy needs --problems FILE")
+    r = cli("bench", *ARGS[:4], "--budgets", "40", "--problems", str(problems), "-o", str(tmp_path / "b"))
+    assert_one_line_error(r, 3, "budget 40 leaves fewer than two pages")
+    assert not list((tmp_path / "b").rglob("*.results.jsonl"))
