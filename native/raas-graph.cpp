@@ -1,8 +1,12 @@
 // raas-local: the score signal as ggml ops, so it runs on every backend
-// (CPU, CUDA) and with flash attention on or off: for the last token of the
-// ubatch, softmax(q k^T * scale + mask) per head, accumulated over layers as
-// [n_kv, 1, n_head], then summed over heads once per graph. Cost per layer:
-// one [n_kv x d] by [d x n_head] product for one token, a softmax and an add.
+// (CPU, CUDA): for the last token of the ubatch, the attention probabilities
+// per head, accumulated over layers as [n_kv, 1, n_head], then summed over
+// heads once per graph.
+// Without flash attention the graph holds those probabilities already (the
+// softmax in build_attn_mha): one add per layer reads them. Flash attention
+// never materializes them, so there the last token's softmax(q k^T * scale +
+// mask) is recomputed: one [n_kv x d] by [d x n_head] product, a softmax and an
+// add per layer.
 
 #include "raas.h"
 
@@ -57,8 +61,9 @@ ggml_tensor * llama_raas_build_attn(
         float               kq_scale,
         float               max_alibi_bias,
         float               softcap,
-        int                 il) {
-    if (st.needs_scores()) {
+        int                 il,
+        bool                flash_attn) {
+    if (st.needs_scores() && flash_attn) {
         res->t_raas_scores = raas_build_scores(ctx, res->t_raas_scores, q, k, kq_mask, kq_scale, max_alibi_bias, softcap);
     }
     if (st.params.kind == LLAMA_RAAS_KIND_QUEST) {
@@ -67,12 +72,25 @@ ggml_tensor * llama_raas_build_attn(
     return kq_mask;
 }
 
+ggml_tensor * llama_raas_observe_attn(const llama_raas & st, ggml_context * ctx, ggml_tensor * acc, ggml_tensor * kq) {
+    if (!st.needs_scores()) {
+        return acc;
+    }
+    GGML_ASSERT(kq->ne[3] == 1 && "raas: one KV stream only");
+    // [n_kv, n_tokens, n_head] -> the last token's row of every head
+    ggml_tensor * last = ggml_view_3d(ctx, kq, kq->ne[0], 1, kq->ne[2], kq->nb[1], kq->nb[2], (kq->ne[1] - 1)*kq->nb[1]);
+    return acc ? ggml_add(ctx, acc, last) : last;
+}
+
 void llama_raas::finish_graph(ggml_context * ctx, ggml_cgraph * gf, ggml_tensor *& t) const {
     if (!t) {
         return;
     }
     // [n_kv, 1, n_head] -> [n_head, n_kv] -> sum over heads -> [n_kv]
     const int64_t n_kv = t->ne[0];
+    if (!ggml_is_contiguous(t)) {
+        t = ggml_cont(ctx, t); // a one-layer model's scores are still a view of its softmax
+    }
     ggml_tensor * s = ggml_reshape_2d(ctx, t, n_kv, t->ne[1]*t->ne[2]);
     s = ggml_cont(ctx, ggml_transpose(ctx, s));
     s = ggml_sum_rows(ctx, s);

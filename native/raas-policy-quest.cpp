@@ -63,8 +63,11 @@ public:
         ggml_backend_tensor_set(bias, b.data(), 0, ggml_nbytes(bias));
     }
 
-    // the bonus follows the cells, so the graph is rebuilt every step
-    bool can_reuse(const llm_graph_params &) override { return false; }
+    // the ops depend on the KV view's size only; set_input refills the bonus every step
+    bool can_reuse(const llm_graph_params & params) override {
+        const auto * mctx = static_cast<const llama_kv_cache_context *>(params.mctx);
+        return mctx && params.ubatch.n_tokens == 1 && (int64_t) mctx->get_n_kv() == bias->ne[0]*st.params.page_size;
+    }
 
 private:
     const llama_raas & st;

@@ -78,9 +78,10 @@ struct llama_raas {
     void free_page(int i);
 };
 
-// the policy's ops in the attention of layer il, called by build_attn: adds the
-// last token's attention probabilities to res->t_raas_scores when the policy
-// observes scores; returns the KQ mask to attend with (quest narrows it)
+// the policy's ops in the attention of layer il, called by build_attn: with
+// flash attention, adds the last token's attention probabilities to
+// res->t_raas_scores when the policy observes scores; returns the KQ mask to
+// attend with (quest narrows it)
 // q: [n_embd_head, n_head, n_tokens]; k: the cache view [n_embd_head, n_head_kv, n_kv, 1]
 ggml_tensor * llama_raas_build_attn(
         const llama_raas  & st,
@@ -92,7 +93,12 @@ ggml_tensor * llama_raas_build_attn(
         float               kq_scale,
         float               max_alibi_bias,
         float               softcap,
-        int                 il);
+        int                 il,
+        bool                flash_attn);
+
+// without flash attention, build_attn_mha hands over its softmax kq [n_kv, n_tokens, n_head, 1]:
+// returns acc plus the last token's probabilities (the scores, before the sum over heads)
+ggml_tensor * llama_raas_observe_attn(const llama_raas & st, ggml_context * ctx, ggml_tensor * acc, ggml_tensor * kq);
 
 // per-policy rules (raas-policy-*.cpp): observe runs after a decode step, victim picks the page to free
 int32_t raas_n_refresh(float ratio, size_t n_pages);

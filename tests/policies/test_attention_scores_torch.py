@@ -42,8 +42,12 @@ def test_scores_and_logits_match_pytorch(request, flash_attn):
 
     eng.prefill(prompt, pin=True)
     for p, t in enumerate(prompt):
-        logits, _ = ref.step(t, p, list(range(p + 1)))
+        logits, want = ref.step(t, p, list(range(p + 1)))
     np.testing.assert_allclose(eng.logits(), logits.numpy(), rtol=1e-4, atol=logit_tol)
+    # a batch of several tokens scores its last one
+    got = eng.last_scores()
+    assert sorted(got) == list(range(len(prompt)))
+    np.testing.assert_allclose([got[p] for p in sorted(got)], [want[p] for p in sorted(got)], atol=1e-4)
 
     evictions = 0
     for _ in range(40):
