@@ -27,7 +27,7 @@ def add_model_flags(p: argparse.ArgumentParser, positional_model: bool = True, b
     else:
         p.set_defaults(model=None)
         p.add_argument("-m", "--model", dest="model_flag", default=None, metavar="MODEL", help=MODEL_HELP)
-    p.add_argument("--policy", default="raas", help="KV-cache policy: raas (default), dense, streaming or h2o")
+    p.add_argument("--policy", default="raas", help="KV-cache policy: raas (default), dense, streaming, h2o or quest")
     p.add_argument("--budget", type=int, default=budget_default, metavar="L", help=budget_help)
     p.add_argument("--page-size", type=int, default=16, help="decode positions per page (default 16)")
     p.add_argument("--refresh-ratio", type=float, default=0.5, help="raas: share of pages refreshed per step (default 0.5)")

@@ -30,7 +30,7 @@ def register(name: str):
 @dataclass(frozen=True)
 class CachePolicy:
     kind: str = "raas"
-    budget: int = 512          # KV cells of the sequence, prompt included
+    budget: int = 512          # KV cells of the sequence, prompt included (quest: cells each head attends)
     page_size: int = 16        # decode positions per page
     refresh_ratio: float = 0.5  # raas: share of pages refreshed per step
     n_sink: int = 4            # streaming: sink cells
