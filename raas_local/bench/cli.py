@@ -246,9 +246,8 @@ def run_accuracy(plan: Plan, store, bars) -> None:
                                f"mean {rec.mean_generated_tokens:.0f} tokens, peak {rec.peak_kv_cells} KV cells")
     # finished runs (this time or before) are summarized from their files
     for p in items:
-        records = read_records(path[_name(p)])
         if not acc.pending(path[_name(p)], pset):
-            store.add(plan.stamp(acc.summarize(records, p, pset, plan.max_tokens)))
+            store.add(plan.stamp(acc.summarize(read_records(path[_name(p)]), p, pset, plan.max_tokens)))
 
 
 RUNNERS = {"speed": run_speed, "memory": run_memory, "fidelity": run_fidelity, "accuracy": run_accuracy}
@@ -342,9 +341,15 @@ def run(args) -> int:
     # for the tables' settings line; a newline in --prompt would break the markdown
     command = ("raas-local " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else "raas-local bench ...").replace("\n", "\\n")
     t0 = time.perf_counter()
-    with bars() as b:
-        for s in suites:
-            RUNNERS[s](plan, store, b)
+    try:
+        with bars() as b:
+            for s in suites:
+                RUNNERS[s](plan, store, b)
+    except KeyboardInterrupt:
+        # every finished record (and every solved problem) is already on disk
+        print(f"\nraas-local: interrupted: finished records are in {plan.out}/; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
     write_outputs(plan, store, suites, command)
     print(f"bench: {', '.join(suites)} done in {time.perf_counter() - t0:.0f} s; outputs in {plan.out}/", file=sys.stderr)
     return 0

@@ -88,3 +88,35 @@ def test_missing_problems_and_small_budgets_are_refused(problems, tmp_path):
     r = cli("bench", *ARGS[:4], "--budgets", "40", "--problems", str(problems), "-o", str(tmp_path / "b"))
     assert_one_line_error(r, 3, "budget 40 leaves fewer than two pages")
     assert not list((tmp_path / "b").rglob("*.results.jsonl"))
+
+
+def test_ctrl_c_keeps_solved_problems_and_a_rerun_completes(problems, tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "raas_local.cli", "bench", *ARGS, "--problems", str(problems), "-o", str(out)]
+    # a backgrounded shell leaves SIGINT ignored: give the child the default, as a terminal would
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 300
+        while not any(f.stat().st_size for f in out.rglob("*.results.jsonl")):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "timeout"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert f"raas-local: interrupted: finished records are in {out}/; rerun the same command to resume" in stderr
+    kept = {f.name: len(f.read_text().splitlines()) for f in out.rglob("*.results.jsonl")}
+    assert sum(kept.values()) >= 1
+    r = cli("bench", *ARGS, "--problems", str(problems), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    recs = [x for x in json.loads((out / "results.json").read_text()) if x["suite"] == "accuracy"]
+    assert sorted((x["policy"], x["n"]) for x in recs) == [("dense", 3), ("raas", 3)]
+    for f in out.rglob("*.results.jsonl"):
+        assert sorted(_jsonl(f)) == ["p1", "p2", "p3"]  # nothing solved twice, nothing lost

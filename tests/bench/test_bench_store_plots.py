@@ -47,3 +47,33 @@ def test_plots_write_valid_pngs(tmp_path):
     plots.plot_fidelity(fidelity, tmp_path / "fidelity.png")
     for name in ("speed.png", "memory.png", "fidelity.png"):
         assert (tmp_path / name).read_bytes()[:8] == PNG_MAGIC
+
+
+def test_checks_hold_evicting_policies_to_their_budget_and_quest_to_every_token():
+    from raas_local.bench import report
+
+    ok = [rec(suite="memory", policy="dense", budget=None, length=2048, kv_cells=2048),
+          rec(suite="memory", policy="raas", budget=512, length=2048, kv_cells=512),
+          rec(suite="memory", policy="quest", budget=512, length=2048, kv_cells=2048)]
+    assert report.memory_checks(ok) == ["met: kv_cells <= budget for every evicting policy and length",
+                                        "met: dense and quest hold every token (kv_cells == length)"]
+    bad = [rec(suite="memory", policy="h2o", budget=512, length=2048, kv_cells=513),
+           rec(suite="memory", policy="quest", budget=512, length=2048, kv_cells=512)]
+    assert report.memory_checks(bad) == ["MISSED: kv_cells > budget in 1 records",
+                                         "MISSED: dense or quest kv_cells != length in 1 records"]
+
+
+def test_accuracy_table_and_plot(tmp_path):
+    from raas_local.bench import plots, report
+
+    recs = [rec(suite="accuracy", policy="dense", budget=None, length=256, accuracy=0.5, correct=21, n=42, answered=40,
+                mean_generated_tokens=200.0, peak_kv_cells=300, evictions=0, tok_per_s=70.0)]
+    recs += [rec(suite="accuracy", policy=p, budget=b, length=256, accuracy=b / 1024, correct=b * 42 // 1024, n=42,
+                 answered=42, mean_generated_tokens=210.0, peak_kv_cells=b, evictions=3, tok_per_s=None)
+             for p in ("raas", "quest") for b in (256, 512)]
+    table = report.accuracy_table(recs).splitlines()
+    assert table[2] == "| dense | all | 50.0% | 21 / 42 | 40 | 200 | 300 | 0 | 70.0 |"
+    assert table[3] == "| quest | 256 | 25.0% | 10 / 42 | 42 | 210 | 256 | 3 | - |"
+    assert len(table) == 2 + 5
+    plots.plot_accuracy(recs, tmp_path / "accuracy.png")
+    assert (tmp_path / "accuracy.png").read_bytes()[:8] == PNG_MAGIC
