@@ -11,3 +11,16 @@ def assert_one_line_error(r, code, *needles):
     assert len(errors) == 1, r.stderr
     for n in needles:
         assert n in errors[0], errors[0]
+
+
+def popen_interruptible(cmd):
+    """Start `cmd` so that SIGINT reaches it as it would from a terminal.
+
+    A shell that starts a job in the background (`cmd &`) leaves SIGINT ignored,
+    and Python then installs no KeyboardInterrupt handler: the child gets the
+    default disposition back."""
+    import signal
+    import subprocess
+
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

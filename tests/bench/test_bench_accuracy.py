@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from cli_testutil import assert_one_line_error
+from cli_testutil import assert_one_line_error, popen_interruptible
 
 PROBLEMS = [
     {"id": "p1", "question": "What is 2 + 3?", "answer": "#### 5"},
@@ -96,9 +96,7 @@ def test_ctrl_c_keeps_solved_problems_and_a_rerun_completes(problems, tmp_path):
 
     out = tmp_path / "out"
     args = [sys.executable, "-m", "raas_local.cli", "bench", *ARGS, "--problems", str(problems), "-o", str(out)]
-    # a backgrounded shell leaves SIGINT ignored: give the child the default, as a terminal would
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = popen_interruptible(args)
     try:
         deadline = time.monotonic() + 300
         while not any(f.stat().st_size for f in out.rglob("*.results.jsonl")):

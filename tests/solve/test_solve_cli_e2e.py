@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from cli_testutil import popen_interruptible
 from raas_local.solve.results import RECORD_KEYS
 
 FAST = ("-t", "1", "--temp", "0")
@@ -156,10 +157,7 @@ def test_ctrl_c_then_resume(tmp_path):
     p = write_problems(tmp_path / "p.jsonl", MANY)
     out = tmp_path / "out.jsonl"
     args = [str(p), "-o", str(out), "--budget", "256", "-n", "40", *FAST]
-    # a shell that starts a job in the background (`cmd &`) leaves SIGINT ignored, and Python then
-    # installs no KeyboardInterrupt handler: give the child the default, as a terminal would
-    proc = subprocess.Popen(cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = popen_interruptible(cmd(*args))
     try:
         wait_for_lines(out, 2, proc)
         proc.send_signal(signal.SIGINT)
