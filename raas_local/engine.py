@@ -315,13 +315,12 @@ class Engine:
     def check_prompt_fits(self, n_new: int) -> None:
         """Refuse a prompt that leaves fewer than two pages of room (DESIGN.md)."""
         if self.policy.evicts:
-            page = self.policy.spec().page_size
             pinned = self.cache_stats().pinned + n_new
-            need = pinned + 2 * page
+            need = self.policy.min_budget(pinned)
             if need > self.policy.budget:
                 raise PolicyError(
                     f"the prompt needs {pinned} pinned KV cells and budget {self.policy.budget} leaves fewer than two "
-                    f"pages ({2 * page} cells) to decode in; use --budget {need} or more, or --policy dense"
+                    f"pages ({need - pinned} cells) to decode in; use --budget {need} or more, or --policy dense"
                 )
         elif self.cache_stats().used + n_new > self.n_cells:
             raise PolicyError(f"the prompt of {n_new} tokens does not fit the dense context of {self.n_cells} cells; raise -c/--ctx-size")

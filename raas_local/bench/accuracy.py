@@ -75,16 +75,14 @@ def pending(path: Path, pset: ProblemSet) -> list:
     return [p for p in pset.problems if p.id not in done]
 
 
-def check_fits(eng, policy, prompts: list[str]) -> None:
-    """Refuse, before the first problem, a budget that the longest prompt leaves no room in."""
+def check_fits(policy, longest: int) -> None:
+    """Refuse, before the first problem, a budget that the longest prompt (in tokens) leaves no room in."""
     if not policy.evicts:
         return
-    page = policy.spec().page_size
-    longest = max(len(eng.tokenize(p)) for p in prompts)
-    need = longest + 2 * page
+    need = policy.min_budget(longest)
     if need > policy.budget:
         raise PolicyError(f"the longest problem prompt has {longest} tokens: budget {policy.budget} leaves fewer than "
-                          f"two pages ({2 * page} cells) to decode in; use budgets of {need} or more")
+                          f"two pages ({need - longest} cells) to decode in; use budgets of {need} or more")
 
 
 def solve_run(eng, policy, pset: ProblemSet, path: Path, max_tokens: int, on_step=None):

@@ -136,39 +136,39 @@ def make_plan(args) -> Plan:
 
 # -- the suites: each measures what is missing, one record at a time ----------------------------
 
+def _run_per_length(plan: Plan, store, bars, suite: str, measure, describe) -> None:
+    """Measure, one at a time, the (length, policy) records of `suite` that the store lacks."""
+    todo = [(n, plan.policy(k)) for n in plan.lengths for k in plan.kinds]
+    todo = [(n, p) for n, p in todo if not store.has(plan.key(suite, p, n))]
+    if not todo:
+        return
+    bars.start_suite(suite, len(todo))
+    for n, pol in todo:
+        what = f"{suite} {_name(pol)} length {n}"
+        bars.item(what)
+        rec = plan.stamp(measure(pol, n))
+        store.add(rec)
+        bars.item_done(f"{what}: {describe(rec)}")
+
+
 def run_speed(plan: Plan, store, bars) -> None:
     from raas_local.bench.speed import measure
 
-    todo = [(n, plan.policy(k)) for n in plan.lengths for k in plan.kinds]
-    todo = [(n, p) for n, p in todo if not store.has(plan.key("speed", p, n))]
-    if not todo:
-        return
-    bars.start_suite("speed", len(todo))
-    for n, pol in todo:
-        name = _name(pol)
-        bars.item(f"speed {name} length {n}")
-        rec = plan.stamp(measure(plan.model, pol, n, plan.window, plan.reps, **plan.engine_kw))
-        store.add(rec)
-        bars.item_done(f"speed {name} length {n}: {rec['tok_per_s']:.1f} tok/s, {rec['kv_cells']} KV cells, {rec['evictions']} evictions")
+    _run_per_length(plan, store, bars, "speed",
+                    lambda pol, n: measure(plan.model, pol, n, plan.window, plan.reps, **plan.engine_kw),
+                    lambda r: f"{r['tok_per_s']:.1f} tok/s, {r['kv_cells']} KV cells, {r['evictions']} evictions")
 
 
 def run_memory(plan: Plan, store, bars) -> None:
     from raas_local.bench.memory import measure_memory
 
-    todo = [(n, plan.policy(k)) for n in plan.lengths for k in plan.kinds]
-    todo = [(n, p) for n, p in todo if not store.has(plan.key("memory", p, n))]
-    if not todo:
-        return
-    bars.start_suite("memory", len(todo))
-    for n, pol in todo:
-        name = _name(pol)
-        bars.item(f"memory {name} length {n}")
-        rec = plan.stamp(measure_memory(plan.model, pol, n, **plan.engine_kw))
-        store.add(rec)
-        bars.item_done(f"memory {name} length {n}: {rec['kv_cells']} KV cells, {rec['kv_bytes'] / 2**20:.1f} MiB")
+    _run_per_length(plan, store, bars, "memory",
+                    lambda pol, n: measure_memory(plan.model, pol, n, **plan.engine_kw),
+                    lambda r: f"{r['kv_cells']} KV cells, {r['kv_bytes'] / 2**20:.1f} MiB")
 
 
-def _fidelity_items(plan: Plan) -> list:
+def _budget_items(plan: Plan) -> list:
+    """Dense once, then every other kind at every budget (the fidelity and accuracy suites)."""
     items = [plan.policy("dense")] if "dense" in plan.kinds else []
     return items + [plan.policy(k, b) for b in plan.budgets for k in plan.kinds if k != "dense"]
 
@@ -177,7 +177,7 @@ def run_fidelity(plan: Plan, store, bars) -> None:
     from raas_local.bench.fidelity import DenseReference, check_fits, teacher_force
     from raas_local.engine import Engine
 
-    todo = [p for p in _fidelity_items(plan) if not store.has(plan.key("fidelity", p, plan.chain))]
+    todo = [p for p in _budget_items(plan) if not store.has(plan.key("fidelity", p, plan.chain))]
     if not todo:
         return
     ref = DenseReference(plan.out, plan.chain)
@@ -207,7 +207,7 @@ def run_fidelity(plan: Plan, store, bars) -> None:
         store.add(rec)
         bars.item_done(f"fidelity {name}: top-1 {rec['top1_agreement']:.3f}, KL {rec['mean_kl']:.4f}, {rec['kv_cells']} KV cells")
     # the log-probs are large (chain x vocab x 2 bytes); once every record is in, they have served
-    if all(store.has(plan.key("fidelity", p, plan.chain)) for p in _fidelity_items(plan)):
+    if all(store.has(plan.key("fidelity", p, plan.chain)) for p in _budget_items(plan)):
         ref.cleanup()
 
 
@@ -218,7 +218,7 @@ def run_accuracy(plan: Plan, store, bars) -> None:
     from raas_local.solve.runner import DEFAULT_PROMPT_TEMPLATE, render_prompt
 
     pset = plan.problems
-    items = _fidelity_items(plan)
+    items = _budget_items(plan)
     path = {_name(p): acc.results_path(plan.out, pset, plan.label, p, plan.max_tokens) for p in items}
     if store.force:
         for p in items:
@@ -231,9 +231,9 @@ def run_accuracy(plan: Plan, store, bars) -> None:
         n_ctx = longest + 512 + plan.max_tokens
         with Engine(model=plan.model, policy=todo[0], n_ctx=n_ctx, **plan.engine_kw) as eng:
             template = eng.spec.prompt_template if eng.spec is not None else DEFAULT_PROMPT_TEMPLATE
-            prompts = [render_prompt(template, p.problem) for p in pset.problems]
-            for p in todo:  # every budget against every prompt, before the long work starts
-                acc.check_fits(eng, p, prompts)
+            longest = max(len(eng.tokenize(render_prompt(template, p.problem))) for p in pset.problems)
+            for p in todo:  # every budget against the longest prompt, before the long work starts
+                acc.check_fits(p, longest)
             for pol in todo:
                 name = _name(pol)
                 bars.item(f"accuracy {name}")
@@ -262,9 +262,9 @@ def _name(pol) -> str:
 def selected(plan: Plan, store, suite: str) -> list[dict]:
     """The records this command asked for, in the order of its flags."""
     if suite == "fidelity":
-        keys = [plan.key(suite, p, plan.chain) for p in _fidelity_items(plan)]
+        keys = [plan.key(suite, p, plan.chain) for p in _budget_items(plan)]
     elif suite == "accuracy":
-        keys = [plan.key(suite, p, plan.max_tokens) for p in _fidelity_items(plan)]
+        keys = [plan.key(suite, p, plan.max_tokens) for p in _budget_items(plan)]
         return [r for r in (store.get(k) for k in keys) if r is not None and r.get("problems") == plan.problems.ident]
     else:
         keys = [plan.key(suite, plan.policy(k), n) for n in plan.lengths for k in plan.kinds]

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
-from raas_local.bench.fill import FILL_TEXT, PROMPT, dense_cells, fill, fill_tokens, record_budget  # noqa: F401 (re-exported)
+from raas_local.bench.fill import dense_cells, fill, record_budget
 from raas_local.engine import Engine
 from raas_local.policies import CachePolicy
 
@@ -57,14 +57,3 @@ def measure(model, policy: CachePolicy, length: int, window: int, reps: int, **e
     finally:
         eng.close()
 
-
-def run_speed(model, policies: list[CachePolicy], lengths: list[int], window: int = 32, reps: int = 3,
-              progress=None, **engine_kw) -> list[dict]:
-    out = []
-    for length in lengths:
-        for pol in policies:
-            rec = measure(model, pol, length, window, reps, **engine_kw)
-            out.append(asdict(rec))
-            if progress:
-                progress(rec)
-    return out

@@ -52,6 +52,10 @@ class CachePolicy:
     def evicts(self) -> bool:
         return self.spec().evicts
 
+    def min_budget(self, n_pinned: int) -> int:
+        """The smallest budget that holds n_pinned prompt cells and leaves two pages to decode in (DESIGN.md)."""
+        return n_pinned + 2 * self.spec().page_size
+
     def with_(self, **changes) -> "CachePolicy":
         from dataclasses import replace
 
