@@ -27,7 +27,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -78,14 +77,34 @@ def fetch_sdist(cache: Path) -> Path:
         return found[0]
     dest.mkdir(parents=True, exist_ok=True)
     log(f"downloading {PACKAGE}=={VERSION} sdist from PyPI")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-           "--no-build-isolation", f"{PACKAGE}=={VERSION}", "-d", str(dest)]
+    # pip prepares an sdist's metadata after downloading it, with the sdist's
+    # build backend in an isolated environment: --no-build-isolation would need
+    # that backend in this venv, and --no-binary :all: would make pip build the
+    # backend and its own build tools from source too. So: sdist for this package only.
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", PACKAGE,
+           f"{PACKAGE}=={VERSION}", "-d", str(dest)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     found = sorted(dest.glob(f"llama_cpp_python-{VERSION}.tar.gz"))
     if r.returncode != 0 or not found:
-        last = (r.stderr.strip().splitlines() or ["no output"])[-1]
-        raise BuildError(f"could not download the {PACKAGE}=={VERSION} sdist: {last}")
+        logfile = dest / "pip-download.log"
+        logfile.write_text(f"$ {' '.join(cmd)}\n{r.stdout}\n{r.stderr}")
+        raise BuildError(f"could not download the {PACKAGE}=={VERSION} sdist: "
+                         f"{pip_failure_reason(r.stdout + r.stderr)} (pip's output: {logfile})")
     return found[0]
+
+
+def pip_failure_reason(output: str) -> str:
+    """The last lines of pip's output that say something, joined into one line.
+
+    pip ends many failures with 'hint: See above for details.' or a bare
+    'note:' line; those are skipped so the user sees the cause itself.
+    """
+    noise = ("hint:", "note:", "╰─>", "[end of output]", "See above", "This error originates")
+    lines = [ln.strip(" │╰─>") .strip() for ln in output.splitlines()]
+    lines = [ln for ln in lines if ln and not any(ln.startswith(n) or n in ln for n in noise)]
+    errors = [ln for ln in lines if ln.lower().startswith("error")]
+    picked = errors[-2:] if errors else lines[-2:]
+    return " / ".join(picked) if picked else "pip printed nothing"
 
 
 def verify_sdist(path: Path, expected: str) -> str:
@@ -288,6 +307,45 @@ def install(wheel: Path, version: str) -> None:
 # -- driver ------------------------------------------------------------------
 
 
+def build_lock(cache: Path, key: str):
+    """An exclusive lock per cache key, held while the wheel is looked up or built."""
+    import contextlib
+    import fcntl
+
+    @contextlib.contextmanager
+    def held():
+        (cache / "build").mkdir(parents=True, exist_ok=True)
+        with open(cache / "build" / f"{key[:16]}.lock", "w") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log(f"another set-up is building {key[:8]}; waiting for it")
+                fcntl.flock(f, fcntl.LOCK_EX)
+            yield
+
+    return held()
+
+
+def build_into_slot(sdist: Path, cache: Path, slot: Path, key: str, version: str, patches: list[Path],
+                    sources: list[Path], cmake_args: list[str], args: argparse.Namespace) -> Path:
+    """Build in cache/build/<key16>/ and move the wheel into its slot.
+
+    The folder is removed after a success and kept after a failure, so the
+    build log the error names is still there to read.
+    """
+    log(f"cache miss: building {version} ({len(patches)} patches, {len(sources)} native files)")
+    work = cache / "build" / key[:16]
+    src = prepare_tree(sdist, work / "src", patches, sources, version)
+    shutil.rmtree(work / "wheel", ignore_errors=True)
+    built = build_wheel(src, work / "wheel", cmake_args, args.jobs, not args.no_build_isolation)
+    slot.mkdir(parents=True, exist_ok=True)
+    wheel = slot / built.name
+    os.replace(built, wheel)  # the slot holds a wheel only once it is complete
+    shutil.rmtree(work, ignore_errors=True)
+    log(f"built and cached: {wheel}")
+    return wheel
+
+
 def build(args: argparse.Namespace) -> Path:
     cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     sdist = Path(args.sdist) if args.sdist else fetch_sdist(cache)
@@ -300,23 +358,13 @@ def build(args: argparse.Namespace) -> Path:
     key = cache_key(sdist_sha, patches, sources, cmake_args)
     version = f"{VERSION}+raas.{key[:8]}"
     slot = cache / "wheels" / key
-    hit = sorted(slot.glob("*.whl")) if not args.force else []
-    if hit:
-        log(f"cache hit: {hit[0]}")
-        wheel = hit[0]
-    else:
-        log(f"cache miss: building {version} ({len(patches)} patches, {len(sources)} native files)")
-        work = cache / "build" / ("cuda" if args.cuda else "cpu")
-        src = prepare_tree(sdist, work, patches, sources, version)
-        tmp_out = Path(tempfile.mkdtemp(prefix="wheel-", dir=cache))
-        try:
-            built = build_wheel(src, tmp_out, cmake_args, args.jobs, not args.no_build_isolation)
-            slot.mkdir(parents=True, exist_ok=True)
-            wheel = slot / built.name
-            os.replace(built, wheel)  # the slot holds a wheel only once it is complete
-        finally:
-            shutil.rmtree(tmp_out, ignore_errors=True)
-        log(f"built and cached: {wheel}")
+    with build_lock(cache, key):  # two set-ups at once (worktrees, CI beside a session) build a key once
+        hit = sorted(slot.glob("*.whl")) if not args.force else []
+        if hit:
+            log(f"cache hit: {hit[0]}")
+            wheel = hit[0]
+        else:
+            wheel = build_into_slot(sdist, cache, slot, key, version, patches, sources, cmake_args, args)
     if args.install:
         install(wheel, version)
     print(wheel)

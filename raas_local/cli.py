@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from raas_local.argtypes import nonneg_float, nonneg_int, positive_int, unit_ratio
 from raas_local.errors import InputError, RaasError
 
 DEFAULT_PROMPT = "What is 17*23? Think step by step."
@@ -28,24 +29,24 @@ def add_model_flags(p: argparse.ArgumentParser, positional_model: bool = True, b
         p.set_defaults(model=None)
         p.add_argument("-m", "--model", dest="model_flag", default=None, metavar="MODEL", help=MODEL_HELP)
     p.add_argument("--policy", default="raas", help="KV-cache policy: raas (default), dense, streaming, h2o or quest")
-    p.add_argument("--budget", type=int, default=budget_default, metavar="L", help=budget_help)
-    p.add_argument("--page-size", type=int, default=16, help="decode positions per page (default 16)")
+    p.add_argument("--budget", type=positive_int, default=budget_default, metavar="L", help=budget_help)
+    p.add_argument("--page-size", type=positive_int, default=16, help="decode positions per page (default 16)")
     p.add_argument("--refresh-ratio", type=float, default=0.5, help="raas: share of pages refreshed per step (default 0.5)")
-    p.add_argument("--n-sink", type=int, default=4, help="streaming: attention-sink cells (default 4)")
+    p.add_argument("--n-sink", type=nonneg_int, default=4, help="streaming: attention-sink cells (default 4)")
     p.add_argument("--heavy-ratio", type=float, default=0.5, help="h2o: share of the budget for heavy hitters (default 0.5)")
-    p.add_argument("-c", "--ctx-size", type=int, default=None, help="KV cells to allocate (default: the budget; dense: the model's context)")
-    p.add_argument("-ngl", "--n-gpu-layers", type=int, default=0, help="layers to offload to the GPU")
+    p.add_argument("-c", "--ctx-size", type=positive_int, default=None, help="KV cells to allocate (default: the budget; dense: the model's context)")
+    p.add_argument("-ngl", "--n-gpu-layers", type=nonneg_int, default=0, help="layers to offload to the GPU")
     p.add_argument("-fa", "--flash-attn", action="store_true", help="use flash attention")
-    p.add_argument("-t", "--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("-t", "--threads", type=positive_int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("-s", "--seed", type=int, default=0)
     p.add_argument("-v", "--verbose", action="store_true", help="show llama.cpp's log")
 
 
 def add_sampling_flags(p: argparse.ArgumentParser, max_tokens: int = 2048) -> None:
-    p.add_argument("-n", "--max-tokens", type=int, default=max_tokens)
-    p.add_argument("--temp", type=float, default=0.6, help="temperature; 0 = greedy")
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--top-k", type=int, default=40)
+    p.add_argument("-n", "--max-tokens", type=positive_int, default=max_tokens)
+    p.add_argument("--temp", type=nonneg_float, default=0.6, help="temperature; 0 = greedy")
+    p.add_argument("--top-p", type=unit_ratio, default=0.95)
+    p.add_argument("--top-k", type=nonneg_int, default=40)
 
 
 def policy_from_args(args):

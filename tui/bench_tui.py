@@ -20,6 +20,7 @@ import statistics
 import sys
 import time
 
+from raas_local.argtypes import positive_int
 from raas_local.cli import add_model_flags, engine_from_args
 
 DEFAULT_PROMPT = "Write a long story about a robot who learns to paint."
@@ -63,9 +64,9 @@ def tui(engine, prompt: str, n: int) -> tuple[float, float, int, float]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m raas_local.tui.bench_tui", description=__doc__.split("\n\n")[0])
     add_model_flags(ap)
-    ap.add_argument("-n", "--max-tokens", type=int, default=300)
+    ap.add_argument("-n", "--max-tokens", type=positive_int, default=300)
     ap.add_argument("-p", "--prompt", default=DEFAULT_PROMPT)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=positive_int, default=3)
     ap.set_defaults(budget=128)
     args = ap.parse_args(argv)
     engine = engine_from_args(args)

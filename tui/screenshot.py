@@ -14,6 +14,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from raas_local.argtypes import positive_int
 from raas_local.cli import add_model_flags, engine_from_args
 
 QUESTION = "A train leaves at 3:40 pm and the trip takes 2 h 35 min. When does it arrive? Explain step by step."
@@ -44,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m raas_local.tui.screenshot", description=__doc__.split("\n\n")[0])
     add_model_flags(ap)
     ap.add_argument("-o", "--out", type=Path, default=Path("docs/tui.svg"))
-    ap.add_argument("-n", "--max-tokens", type=int, default=400)
-    ap.add_argument("--at", type=int, default=300, help="tokens streamed when the screenshot is taken")
+    ap.add_argument("-n", "--max-tokens", type=positive_int, default=400)
+    ap.add_argument("--at", type=positive_int, default=300, help="tokens streamed when the screenshot is taken")
     ap.add_argument("--size", default="120x40", help="terminal COLSxROWS")
     ap.set_defaults(budget=128)
     args = ap.parse_args(argv)

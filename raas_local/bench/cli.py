@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from raas_local.argtypes import nonneg_int, positive_int
 from raas_local.errors import InputError
 
 SUITES = ("speed", "memory", "fidelity", "accuracy")
@@ -35,27 +36,27 @@ def add_parser(sub) -> None:
                    help=f"comma-separated suites of {','.join(SUITES)} (default {','.join(DEFAULT_SUITES)})")
     p.add_argument("-m", "--model", default=None, help="model (default: the embedded SmolLM2-135M)")
     p.add_argument("--policies", default=None, help="comma-separated policy kinds (default: every kind)")
-    p.add_argument("--budget", type=int, default=512, help="speed, memory: budget of the evicting policies (default 512)")
-    p.add_argument("--page-size", type=int, default=16)
+    p.add_argument("--budget", type=positive_int, default=512, help="speed, memory: budget of the evicting policies (default 512)")
+    p.add_argument("--page-size", type=positive_int, default=16)
     p.add_argument("--lengths", default=None, help=f"speed, memory: context lengths (default {DEFAULTS['lengths']})")
-    p.add_argument("--window", type=int, default=32, help="speed: decode steps timed per repetition (default 32)")
-    p.add_argument("--reps", type=int, default=None, help=f"speed: timed repetitions, median reported (default {DEFAULTS['reps']})")
+    p.add_argument("--window", type=positive_int, default=32, help="speed: decode steps timed per repetition (default 32)")
+    p.add_argument("--reps", type=positive_int, default=None, help=f"speed: timed repetitions, median reported (default {DEFAULTS['reps']})")
     p.add_argument("--budgets", default=None, help=f"fidelity: budgets (default {DEFAULTS['budgets']})")
-    p.add_argument("--chain", type=int, default=None, help=f"fidelity: dense greedy chain length (default {DEFAULTS['chain']})")
+    p.add_argument("--chain", type=positive_int, default=None, help=f"fidelity: dense greedy chain length (default {DEFAULTS['chain']})")
     p.add_argument("--prompt", default=None, help="fidelity: raw prompt text (default: a short math question)")
     p.add_argument("--problems", default=None, metavar="FILE",
                    help="accuracy: problems JSONL as `raas-local solve` reads it (the bundled sample: "
                         "raas_local/solve/data/sample.jsonl)")
-    p.add_argument("--limit", type=int, default=None, help="accuracy: the first N problems only")
-    p.add_argument("-n", "--max-tokens", type=int, default=None,
+    p.add_argument("--limit", type=positive_int, default=None, help="accuracy: the first N problems only")
+    p.add_argument("-n", "--max-tokens", type=positive_int, default=None,
                    help=f"accuracy: tokens generated per problem at most (default {DEFAULTS['max_tokens']})")
     p.add_argument("--quick", action="store_true",
                    help=f"smaller defaults: lengths {QUICK['lengths']}, {QUICK['reps']} repetitions, "
                         f"chain {QUICK['chain']}, budgets {QUICK['budgets']}, max tokens {QUICK['max_tokens']} "
                         "(explicit flags still win)")
-    p.add_argument("-ngl", "--n-gpu-layers", type=int, default=0)
+    p.add_argument("-ngl", "--n-gpu-layers", type=nonneg_int, default=0)
     p.add_argument("-fa", "--flash-attn", action="store_true")
-    p.add_argument("-t", "--threads", type=int, default=None)
+    p.add_argument("-t", "--threads", type=positive_int, default=None)
     p.add_argument("-o", "--out", default="bench-out", help="output folder (default bench-out)")
     p.add_argument("--force", action="store_true", help="remeasure records already in results.json")
     p.set_defaults(func=run)

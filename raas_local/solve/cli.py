@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from raas_local.argtypes import positive_float, positive_int, positive_int_list
 from raas_local.errors import InputError, PolicyError
 
 __all__ = ["add_parser", "cmd_solve", "default_out_name", "metrics_path_beside"]
@@ -66,23 +67,6 @@ _IDENTITY = ("model", "policy", "budget", "page_size", "refresh_ratio")
 
 
 # -- argument parsing ----------------------------------------------------------
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
-    return v
-
-
-def _int_list(text: str) -> list[int]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError("empty list")
-    return list(dict.fromkeys(_positive_int(t) for t in items))
 
 
 def _name_list(text: str) -> list[str]:
@@ -124,13 +108,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="use the packaged sample set (42 GSM8K- and MATH-style problems)")
     p.add_argument("-o", "--out", default=None, metavar="OUT",
                    help="results JSONL (a folder in a sweep); see below for the default")
-    p.add_argument("--limit", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--limit", type=positive_int, default=None, metavar="N",
                    help="only the first N valid problems")
     p.add_argument("--policies", type=_name_list, default=None, metavar="P1,P2",
                    help="sweep: policies to run, e.g. raas,dense")
-    p.add_argument("--budgets", type=_int_list, default=None, metavar="L1,L2",
+    p.add_argument("--budgets", type=positive_int_list, default=None, metavar="L1,L2",
                    help="sweep: budgets to run, e.g. 256,512,1024 (not for dense)")
-    p.add_argument("--check-timeout", type=float, default=5.0, metavar="S",
+    p.add_argument("--check-timeout", type=positive_float, default=5.0, metavar="S",
                    help="seconds allowed for one symbolic answer check (default 5)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     # run's model and cache flags, minus its positional MODEL (PROBLEMS is the positional here)
