@@ -307,43 +307,46 @@ def install(wheel: Path, version: str) -> None:
 # -- driver ------------------------------------------------------------------
 
 
-def build_lock(cache: Path, key: str):
-    """An exclusive lock per cache key, held while the wheel is looked up or built."""
+def build_lock(cache: Path, backend: str):
+    """An exclusive lock per backend while a wheel is built: two set-ups at once
+    (two checkouts, CI beside a session) share one build folder and 2 cores."""
     import contextlib
     import fcntl
 
     @contextlib.contextmanager
     def held():
         (cache / "build").mkdir(parents=True, exist_ok=True)
-        with open(cache / "build" / f"{key[:16]}.lock", "w") as f:
+        with open(cache / "build" / f"{backend}.lock", "w") as f:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                log(f"another set-up is building {key[:8]}; waiting for it")
+                log(f"another set-up is building a {backend} wheel; waiting for it")
                 fcntl.flock(f, fcntl.LOCK_EX)
             yield
 
     return held()
 
 
-def build_into_slot(sdist: Path, cache: Path, slot: Path, key: str, version: str, patches: list[Path],
+def build_into_slot(sdist: Path, cache: Path, slot: Path, version: str, patches: list[Path],
                     sources: list[Path], cmake_args: list[str], args: argparse.Namespace) -> Path:
-    """Build in cache/build/<key16>/ and move the wheel into its slot.
+    """Build in cache/build/<backend>/ and move the wheel into its slot.
 
-    The folder is removed after a success and kept after a failure, so the
-    build log the error names is still there to read.
+    The patched tree and build.log stay there (replaced by the next build), so
+    the log that a failure names can still be read.
     """
     log(f"cache miss: building {version} ({len(patches)} patches, {len(sources)} native files)")
-    work = cache / "build" / key[:16]
-    src = prepare_tree(sdist, work / "src", patches, sources, version)
-    shutil.rmtree(work / "wheel", ignore_errors=True)
+    work = cache / "build" / backend_name(args)
+    src = prepare_tree(sdist, work, patches, sources, version)
     built = build_wheel(src, work / "wheel", cmake_args, args.jobs, not args.no_build_isolation)
     slot.mkdir(parents=True, exist_ok=True)
     wheel = slot / built.name
     os.replace(built, wheel)  # the slot holds a wheel only once it is complete
-    shutil.rmtree(work, ignore_errors=True)
     log(f"built and cached: {wheel}")
     return wheel
+
+
+def backend_name(args: argparse.Namespace) -> str:
+    return "cuda" if args.cuda else "cpu"
 
 
 def build(args: argparse.Namespace) -> Path:
@@ -351,6 +354,9 @@ def build(args: argparse.Namespace) -> Path:
     sdist = Path(args.sdist) if args.sdist else fetch_sdist(cache)
     expected = args.sdist_sha256 or (HERE / "sdist.sha256").read_text().split()[0]
     sdist_sha = verify_sdist(sdist, expected)
+    if args.fetch_only:
+        print(sdist)
+        return sdist
 
     patches = patch_files(Path(args.patches))
     sources = native_sources(Path(args.native))
@@ -358,13 +364,15 @@ def build(args: argparse.Namespace) -> Path:
     key = cache_key(sdist_sha, patches, sources, cmake_args)
     version = f"{VERSION}+raas.{key[:8]}"
     slot = cache / "wheels" / key
-    with build_lock(cache, key):  # two set-ups at once (worktrees, CI beside a session) build a key once
-        hit = sorted(slot.glob("*.whl")) if not args.force else []
-        if hit:
-            log(f"cache hit: {hit[0]}")
-            wheel = hit[0]
-        else:
-            wheel = build_into_slot(sdist, cache, slot, key, version, patches, sources, cmake_args, args)
+    hit = sorted(slot.glob("*.whl")) if not args.force else []
+    if not hit:
+        with build_lock(cache, backend_name(args)):
+            hit = sorted(slot.glob("*.whl")) if not args.force else []  # built while we waited?
+            if not hit:
+                wheel = build_into_slot(sdist, cache, slot, version, patches, sources, cmake_args, args)
+    if hit:
+        log(f"cache hit: {hit[0]}")
+        wheel = hit[0]
     if args.install:
         install(wheel, version)
     print(wheel)
@@ -385,6 +393,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--native", default=str(HERE))
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--force", action="store_true", help="rebuild even on a cache hit")
+    ap.add_argument("--fetch-only", action="store_true", help="download (unless cached) and verify the sdist, then stop")
     ap.add_argument("--no-build-isolation", action="store_true",
                     help="build with this environment's build backend (tests use it offline)")
     return ap.parse_args(argv)

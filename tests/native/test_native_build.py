@@ -124,3 +124,50 @@ def test_cache_miss_then_hit_then_miss_after_a_patch_changes(setup):
     (native / "raas-x.cpp").write_text("int raas_x() { return 2; }\n")
     native_changed = build(tmp, sdist, sha, patches, native)
     assert "cache miss" in native_changed.stderr
+
+
+# -- the real sdist: download and verify (needs PyPI; deselect offline with -m "not network") --
+
+
+def _fetch(cache: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(BUILD), "--fetch-only", "--cache-dir", str(cache)],
+                          capture_output=True, text=True, timeout=600, env=env)
+
+
+@pytest.mark.network
+def test_real_sdist_downloads_into_an_empty_cache_and_verifies(tmp_path):
+    """What a new machine does first: pip fetches the pinned sdist, whose sha256 must match."""
+    r = _fetch(tmp_path / "cache")
+    assert r.returncode == 0, r.stderr
+    sdist = Path(r.stdout.strip().splitlines()[-1])
+    assert sdist.name == "llama_cpp_python-0.3.36.tar.gz" and sdist.parent == tmp_path / "cache" / "sdist"
+    expected = (ROOT / "native" / "sdist.sha256").read_text().split()[0]
+    assert hashlib.sha256(sdist.read_bytes()).hexdigest() == expected
+    assert "downloading" in r.stderr
+    # a second fetch uses the cached file: no network, same path
+    again = _fetch(tmp_path / "cache", env={**_no_network_pip_env(), "PATH": "/usr/bin:/bin"})
+    assert again.returncode == 0, again.stderr
+    assert Path(again.stdout.strip().splitlines()[-1]) == sdist and "downloading" not in again.stderr
+
+
+def _no_network_pip_env() -> dict:
+    """pip pointed at a closed loopback port, with no config file, find-links or extra index."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_INDEX_URL="http://127.0.0.1:9/simple", PIP_RETRIES="0",
+               PIP_TIMEOUT="2", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    return env
+
+
+def test_failed_download_is_one_line_naming_pips_cause_and_its_log(tmp_path):
+    r = _fetch(tmp_path / "cache", env=_no_network_pip_env())
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("native/build: error: could not download the llama-cpp-python==0.3.36 sdist: ")
+    assert "See above" not in last and "hint:" not in last
+    # pip's own reason, not a placeholder
+    assert "No matching distribution" in last or "Could not find a version" in last, last
+    log = Path(last.rsplit("pip's output: ", 1)[1].rstrip(")"))
+    assert log.is_file() and "127.0.0.1:9" in log.read_text()
