@@ -69,3 +69,14 @@ def positive_float(text: str) -> float:
     if not v > 0:
         raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
     return v
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one `raas-local: error: ...` line (exit 2) like every other
+    user error, pointing at --help instead of dumping the whole usage block."""
+
+    def error(self, message: str):
+        import sys
+
+        sys.stderr.write(f"raas-local: error: {message} (see: {self.prog} --help)\n")
+        raise SystemExit(2)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from raas_local.argtypes import nonneg_float, nonneg_int, positive_int, unit_ratio
+from raas_local.argtypes import OneLineErrorParser, nonneg_float, nonneg_int, positive_int, unit_ratio
 from raas_local.errors import InputError, RaasError
 
 DEFAULT_PROMPT = "What is 17*23? Think step by step."
@@ -30,7 +30,7 @@ def add_model_flags(p: argparse.ArgumentParser, positional_model: bool = True, b
         p.add_argument("-m", "--model", dest="model_flag", default=None, metavar="MODEL", help=MODEL_HELP)
     p.add_argument("--policy", default="raas", help="KV-cache policy: raas (default), dense, streaming, h2o or quest")
     p.add_argument("--budget", type=positive_int, default=budget_default, metavar="L", help=budget_help)
-    p.add_argument("--page-size", type=positive_int, default=16, help="decode positions per page (default 16)")
+    p.add_argument("--page-size", type=int, default=16, help="decode positions per page (default 16)")
     p.add_argument("--refresh-ratio", type=float, default=0.5, help="raas: share of pages refreshed per step (default 0.5)")
     p.add_argument("--n-sink", type=nonneg_int, default=4, help="streaming: attention-sink cells (default 4)")
     p.add_argument("--heavy-ratio", type=float, default=0.5, help="h2o: share of the budget for heavy hitters (default 0.5)")
@@ -72,7 +72,7 @@ def engine_from_args(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="raas-local", description="GGUF reasoning models with a RaaS KV cache")
+    ap = OneLineErrorParser(prog="raas-local", description="GGUF reasoning models with a RaaS KV cache")
     sub = ap.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="one-shot generation streamed to stdout (no -p on a terminal: chat)")

@@ -37,7 +37,7 @@ def add_parser(sub) -> None:
     p.add_argument("-m", "--model", default=None, help="model (default: the embedded SmolLM2-135M)")
     p.add_argument("--policies", default=None, help="comma-separated policy kinds (default: every kind)")
     p.add_argument("--budget", type=positive_int, default=512, help="speed, memory: budget of the evicting policies (default 512)")
-    p.add_argument("--page-size", type=positive_int, default=16)
+    p.add_argument("--page-size", type=int, default=16)
     p.add_argument("--lengths", default=None, help=f"speed, memory: context lengths (default {DEFAULTS['lengths']})")
     p.add_argument("--window", type=positive_int, default=32, help="speed: decode steps timed per repetition (default 32)")
     p.add_argument("--reps", type=positive_int, default=None, help=f"speed: timed repetitions, median reported (default {DEFAULTS['reps']})")
