@@ -68,9 +68,12 @@ class Plan:
         return {**asdict(rec), "model": self.label, "page_size": self.page_size}
 
     def budget_items(self) -> list:
-        """Dense once, then every other kind at every budget (the fidelity and accuracy suites)."""
-        items = [self.policy("dense")] if "dense" in self.kinds else []
-        return items + [self.policy(k, b) for b in self.budgets for k in self.kinds if k != "dense"]
+        """The kinds without a budget (dense) once, then the others at every budget (fidelity, accuracy)."""
+        from raas_local.policies.base import kind_class
+
+        takes = {k: "budget" in kind_class(k).settings() for k in self.kinds}
+        return ([self.policy(k) for k in self.kinds if not takes[k]]
+                + [self.policy(k, b) for b in self.budgets for k in self.kinds if takes[k]])
 
     def length_items(self) -> list:
         """(length, policy) for every length and kind (the speed and memory suites)."""
