@@ -57,12 +57,10 @@ class ChatApp(App):
         options: Sampling | None = None,
         model_label: str | None = None,
         throttle: Throttle | None = None,
-        settings: dict | None = None,
     ) -> None:
         """Pass a ready ``engine`` (it stays the caller's to close) or an
         ``engine_factory`` run in a worker at start-up (its engine is closed
-        by ``close_engine``). ``settings`` are the policy settings the user
-        gave (flags, then /budget): /policy carries them to the new kind."""
+        by ``close_engine``)."""
         super().__init__()
         if engine is None and engine_factory is None:
             raise ValueError("ChatApp needs an engine or an engine_factory")
@@ -70,7 +68,8 @@ class ChatApp(App):
         self._factory = engine_factory
         self.owns_engine = engine is None
         self.options = options or Sampling()
-        self.settings = dict(settings or {})
+        # every policy setting seen so far (flags, /budget): /policy carries them to the next kind
+        self.settings: dict = {}
         if engine is not None:
             self._remember(engine.policy)
         self.model_label = model_label

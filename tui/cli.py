@@ -31,7 +31,6 @@ def run_chat(args) -> int:
         engine_factory=lambda: flags.engine_from_args(args, policy),
         options=flags.sampling_from_args(args),
         model_label=str(model) if model else "SmolLM2-135M-Instruct (embedded)",
-        settings=flags.given_settings(args),
     )
     try:
         app.run()
