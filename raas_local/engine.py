@@ -11,24 +11,30 @@ remembers the text its cache holds; when the next rendered conversation starts
 with that text only the rest is prefilled, otherwise the cache is cleared and
 the whole conversation is prefilled again. A finished turn's thinking block is
 removed from the cache (llama_memory_seq_rm), as reasoning models' templates
-drop it from history.
+drop it from history (raas_local/thinking.py finds it).
+
+``collect`` is the one loop that consumes ``generate`` into text and figures;
+`run`, `solve`, `bench` and the TUI all go through it.
 """
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import ctypes
+import itertools
 import os
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from raas_local import native
 from raas_local.errors import ModelError, PolicyError, RaasError
-from raas_local.policies import CachePolicy
+from raas_local.policies import Policy, make
+from raas_local.sampling import Sampling
+from raas_local.thinking import think_span
 
 import llama_cpp
 from llama_cpp import Llama
@@ -96,16 +102,15 @@ class GenerationEvent:
 
 @dataclass
 class _Turn:
-    text: list[str] = field(default_factory=list)
-    think_first: int | None = None   # position of the first thinking token
-    think_last: int | None = None
+    first_pos: int                   # position of the turn's first generated token
+    text: list[str] = field(default_factory=list)  # each token's text, in order
 
 
 class Engine:
     def __init__(
         self,
         model: str | os.PathLike | None = None,
-        policy: CachePolicy | None = None,
+        policy: Policy | None = None,
         n_gpu_layers: int = 0,
         flash_attn: bool = False,
         seed: int = 0,
@@ -119,7 +124,7 @@ class Engine:
 
         self.model_path, self.spec = resolve_model(str(model) if model is not None else None)
         validate_gguf(self.model_path)
-        self.policy = policy or CachePolicy()
+        self.policy = policy or make("raas")
         self.n_gpu_layers, self.flash_attn, self.seed = n_gpu_layers, flash_attn, seed
         self.n_threads = n_threads or os.cpu_count() or 1
         self.n_batch, self.verbose = n_batch, verbose
@@ -197,10 +202,9 @@ class Engine:
         )
 
     def _apply_policy(self) -> None:
-        spec = self.policy.spec()
-        native.set_policy(self.ctx, **spec.native_params(self.policy))
+        native.set_policy(self.ctx, **self.policy.native_params())
 
-    def set_policy(self, policy: CachePolicy) -> None:
+    def set_policy(self, policy: Policy) -> None:
         """Switch policy or budget; clears the conversation. Reloads the context if it needs more cells."""
         old = self.policy
         self.policy = policy
@@ -313,11 +317,11 @@ class Engine:
         self._peak = max(self._peak, self._last_stats.used)
 
     def check_prompt_fits(self, n_new: int) -> None:
-        """Refuse a prompt that leaves fewer than two pages of room (DESIGN.md)."""
+        """Refuse a prompt that leaves an evicting policy fewer than two pages to decode in."""
         if self.policy.evicts:
             pinned = self.cache_stats().pinned + n_new
-            need = self.policy.min_budget(pinned)
-            if need > self.policy.budget:
+            if not self.policy.fits(pinned):
+                need = self.policy.min_budget(pinned)
                 raise PolicyError(
                     f"the prompt needs {pinned} pinned KV cells and budget {self.policy.budget} leaves fewer than two "
                     f"pages ({need - pinned} cells) to decode in; use --budget {need} or more, or --policy dense"
@@ -344,21 +348,22 @@ class Engine:
     def decode_one_token(self, token: int) -> None:
         self._decode([token], logits_last=True)
 
-    def _sampler(self, temperature: float, top_p: float, top_k: int, seed: int, ignore_eos: bool):
+    def _sampler(self, s: Sampling):
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-        if ignore_eos and self._eog:
+        if s.ignore_eos and self._eog:
             arr = (llama_cpp.llama_logit_bias * len(self._eog))()
             for i, t in enumerate(sorted(self._eog)):
                 arr[i].token, arr[i].bias = t, float("-inf")
             llama_cpp.llama_sampler_chain_add(
                 chain, llama_cpp.llama_sampler_init_logit_bias(llama_cpp.llama_vocab_n_tokens(self.vocab), len(self._eog), arr)
             )
-        if temperature <= 0:
+        if s.greedy:
             llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
         else:
-            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_top_k(top_k))
-            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_top_p(top_p, 1))
-            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_temp(temperature))
+            seed = self.seed if s.seed is None else s.seed
+            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_top_k(s.top_k))
+            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_top_p(s.top_p, 1))
+            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_temp(s.temperature))
             llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF))
         return chain
 
@@ -386,75 +391,103 @@ class Engine:
     def _stats(self, n_prompt: int, n_gen: int, t_prefill: float, t_decode: float, cache: CacheStats | None = None) -> GenStats:
         return GenStats(n_prompt, n_gen, t_prefill, t_decode, self._peak, cache or self._last_stats)
 
-    def generate(
-        self,
-        prompt: str | Messages,
-        max_tokens: int = 2048,
-        temperature: float = 0.6,
-        top_p: float = 0.95,
-        top_k: int = 40,
-        seed: int | None = None,
-        ignore_eos: bool = False,
-        raw: bool = False,
-    ) -> Iterator[GenerationEvent]:
+    def generate(self, prompt: str | Messages, sampling: Sampling | None = None, *, raw: bool = False,
+                 **settings) -> Iterator[GenerationEvent]:
         """Stream a reply. ``prompt`` is a question or a list of chat messages
         (rendered with the model's chat template), or raw text with raw=True.
+        ``settings`` override fields of ``sampling`` (``max_tokens=64, temperature=0``).
         Closing the generator early (the TUI's Esc) leaves the engine ready."""
+        s = replace(sampling or Sampling(), **settings)
         tokens = self._turn_tokens(prompt, raw)
         t0 = time.perf_counter()
         self.prefill(tokens, pin=True)
         t_prefill = time.perf_counter() - t0
 
-        sampler = self._sampler(temperature, top_p, top_k, self.seed if seed is None else seed, ignore_eos)
+        sampler = self._sampler(s)
         utf8 = codecs.getincrementaldecoder("utf-8")("replace")
-        turn = _Turn()
-        open_tag, close_tag = self.think_tags or (None, None)
+        turn = _Turn(self._pos)
         n_gen, t_decode, reason = 0, 0.0, "length"
         try:
-            while n_gen < max_tokens:
+            while n_gen < s.max_tokens:
                 t1 = time.perf_counter()
                 tok = llama_cpp.llama_sampler_sample(sampler, self.ctx, -1)
-                if tok in self._eog and not ignore_eos:
+                if tok in self._eog and not s.ignore_eos:
                     t_decode += time.perf_counter() - t1
                     reason = "stop"
                     break
-                pos = self._pos
                 self.decode_one_token(tok)
                 t_decode += time.perf_counter() - t1
                 n_gen += 1
                 text = utf8.decode(self.piece(tok))
                 turn.text.append(text)
-                if open_tag and turn.think_first is None and open_tag in "".join(turn.text[-8:]):
-                    turn.think_first = pos
-                elif close_tag and turn.think_first is not None and turn.think_last is None and close_tag in "".join(turn.text[-8:]):
-                    turn.think_last = pos
                 yield GenerationEvent(text, tok, self._stats(len(tokens), n_gen, t_prefill, t_decode))
         except GeneratorExit:
-            reason = "cancelled"
-            self._finish_turn(turn, open_tag, close_tag)
+            self._finish_turn(turn)
             llama_cpp.llama_sampler_free(sampler)
             raise
         tail = utf8.decode(b"", final=True)
-        self._finish_turn(turn, open_tag, close_tag)
+        self._finish_turn(turn)
         llama_cpp.llama_sampler_free(sampler)
         # fresh: _finish_turn may have removed the thinking block from the cache
         yield GenerationEvent(tail, None, self._stats(len(tokens), n_gen, t_prefill, t_decode, self.cache_stats()), True, reason)
 
-    def _finish_turn(self, turn: _Turn, open_tag: str | None, close_tag: str | None) -> None:
+    def _finish_turn(self, turn: _Turn) -> None:
         """Record what the cache now holds; drop a finished thinking block from it."""
         text = "".join(turn.text)
-        if turn.think_first is not None and turn.think_last is not None and close_tag:
-            llama_cpp.llama_memory_seq_rm(self.memory, 0, turn.think_first, turn.think_last + 1)
-            text = text[: text.find(open_tag)] + text[text.find(close_tag) + len(close_tag):]
-            self._seq_tokens -= turn.think_last + 1 - turn.think_first
+        span = think_span(text, self.think_tags)
+        if span is not None:
+            # the tokens whose text the block spans, from the one holding its first character to its last
+            ends = list(itertools.accumulate(len(t) for t in turn.text))
+            first = bisect.bisect_right(ends, span[0])
+            last = bisect.bisect_left(ends, span[1])
+            p0, p1 = turn.first_pos + first, turn.first_pos + last + 1
+            llama_cpp.llama_memory_seq_rm(self.memory, 0, p0, p1)
+            self._seq_tokens -= p1 - p0
+            text = text[: span[0]] + text[span[1]:]
         if self._cached_text is not None:
             self._cached_text += text
 
 
-def generate_text(engine: Engine, prompt, **kw) -> tuple[str, GenStats]:
+@dataclass(frozen=True)
+class Completion:
+    """A whole generation: its text and figures."""
+    text: str
+    stats: GenStats | None          # None when it stopped before the first event
+    finish_reason: str              # "stop", "length" or "cancelled"
+    tokens: int                     # tokens generated
+    wall_s: float                   # first token to last, as the caller received them
+
+    @property
+    def tok_per_s_wall(self) -> float:
+        """The rate the caller saw: n tokens span n-1 intervals after the first one arrived."""
+        return (self.tokens - 1) / self.wall_s if self.tokens > 1 and self.wall_s > 0 else 0.0
+
+
+def collect(events: Iterator[GenerationEvent],
+            on_event: Callable[[GenerationEvent], bool | None] | None = None) -> Completion:
+    """Consume ``Engine.generate``'s events into a Completion. ``on_event`` sees each event as it
+    arrives (to stream it); returning True stops the generation there ("cancelled")."""
+    parts: list[str] = []
+    stats, reason, n = None, "cancelled", 0
+    t_first = t_last = None
+    try:
+        for ev in events:
+            if ev.token is not None:
+                n += 1
+                t_last = time.perf_counter()
+                t_first = t_first or t_last
+            parts.append(ev.text)
+            stats = ev.stats
+            if ev.done:
+                reason = ev.finish_reason or "stop"
+            if on_event is not None and on_event(ev) and not ev.done:
+                break
+    finally:
+        events.close()  # GeneratorExit inside the engine: it records the turn and stays usable
+    return Completion("".join(parts), stats, reason, n, (t_last - t_first) if t_first is not None else 0.0)
+
+
+def generate_text(engine: Engine, prompt, sampling: Sampling | None = None, **kw) -> tuple[str, GenStats]:
     """Run a whole generation; returns the text and the final stats."""
-    parts, stats = [], None
-    for ev in engine.generate(prompt, **kw):
-        parts.append(ev.text)
-        stats = ev.stats
-    return "".join(parts), stats
+    c = collect(engine.generate(prompt, sampling, **kw))
+    return c.text, c.stats

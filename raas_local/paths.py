@@ -25,7 +25,3 @@ def models_dir() -> Path:
     """Model files that do not come from the hub (the embedded default)."""
     return cache_home() / "models"
 
-
-def wheels_dir() -> Path:
-    """Built llama-cpp-python wheels, one folder per hash of their inputs."""
-    return cache_home() / "wheels"

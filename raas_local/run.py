@@ -1,4 +1,4 @@
-"""`raas-local run -p PROMPT`: stream a reply to stdout, the cache on stderr."""
+"""`raas-local run`: stream a reply to stdout, the cache on stderr (no -p on a terminal: the chat)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,40 @@ import sys
 import time
 from pathlib import Path
 
-from raas_local.engine import CacheStats, GenStats
+from raas_local import flags
+from raas_local.errors import InputError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("run", help="one-shot generation streamed to stdout (no -p on a terminal: chat)")
+    flags.add_model_flags(p)
+    flags.add_policy_flags(p)
+    flags.add_sampling_flags(p)
+    p.add_argument("-p", "--prompt", default=None, help="the question (without it: stdin, or the chat TUI on a terminal)")
+    p.add_argument("--raw", action="store_true", help="send the prompt as is, without the chat template")
+    p.add_argument("--ignore-eos", action="store_true", help="keep generating past end-of-sequence")
+    p.add_argument("--stats-json", default=None, help="write the run's figures to this JSON file")
+    p.add_argument("--no-live", action="store_true", help="no live cache line on stderr")
+    p.set_defaults(func=cmd_run)
+
+
+def cmd_run(args) -> int:
+    if args.prompt is None:
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            from raas_local.tui.cli import run_chat
+
+            return run_chat(args)
+        args.prompt = sys.stdin.read().strip()
+        if not args.prompt:
+            raise InputError("no prompt: pass -p PROMPT or text on stdin")
+    return run_once(args)
 
 
 def mib(n: int) -> str:
     return f"{n / (1 << 20):.1f} MiB"
 
 
-def live_line(policy: str, s: GenStats) -> str:
+def live_line(policy: str, s) -> str:
     c = s.cache
     return (
         f"[{policy} {c.budget}] cells {c.used}/{c.budget} (pinned {c.pinned}, pages {c.pages}) "
@@ -22,8 +48,8 @@ def live_line(policy: str, s: GenStats) -> str:
     )
 
 
-def summary_line(policy: str, s: GenStats) -> str:
-    c: CacheStats = s.cache
+def summary_line(policy: str, s) -> str:
+    c = s.cache
     return (
         f"raas-local: {s.generated_tokens} tokens in {s.decode_s:.2f}s ({s.tok_per_s:.1f} tok/s), "
         f"prompt {s.prompt_tokens} ({s.prefill_s:.2f}s) | policy {policy} budget {c.budget} | "
@@ -32,10 +58,10 @@ def summary_line(policy: str, s: GenStats) -> str:
     )
 
 
-def stats_record(args, engine, s: GenStats, finish_reason: str | None) -> dict:
+def stats_record(engine, s, finish_reason: str | None) -> dict:
     c = s.cache
     return {
-        "policy": engine.policy.kind,
+        **engine.policy.as_dict(),
         "budget": c.budget,
         "page_size": engine.policy.page_size,
         "model": str(engine.model_path),
@@ -55,35 +81,37 @@ def stats_record(args, engine, s: GenStats, finish_reason: str | None) -> dict:
 
 
 def run_once(args) -> int:
-    from raas_local.cli import engine_from_args
+    from raas_local.engine import collect
 
-    engine = engine_from_args(args)
+    engine = flags.engine_from_args(args)
     live = not args.no_live and sys.stderr.isatty()
     last_live = 0.0
-    stats, reason = None, None
+    last = None  # the latest event: its figures are reported even after Ctrl-C
     out = sys.stdout
+
+    def show(ev) -> None:
+        nonlocal last_live, last
+        last = ev
+        if ev.text:
+            out.write(ev.text)
+            out.flush()
+        now = time.monotonic()
+        if live and now - last_live > 0.25:
+            last_live = now
+            sys.stderr.write("\r\x1b[2K" + live_line(engine.policy.kind, ev.stats))
+            sys.stderr.flush()
+
     try:
-        for ev in engine.generate(
-            args.prompt, max_tokens=args.max_tokens, temperature=args.temp, top_p=args.top_p,
-            top_k=args.top_k, ignore_eos=args.ignore_eos, raw=args.raw,
-        ):
-            if ev.text:
-                out.write(ev.text)
-                out.flush()
-            stats, reason = ev.stats, ev.finish_reason
-            now = time.monotonic()
-            if live and now - last_live > 0.25:
-                last_live = now
-                sys.stderr.write("\r\x1b[2K" + live_line(engine.policy.kind, stats))
-                sys.stderr.flush()
+        collect(engine.generate(args.prompt, flags.sampling_from_args(args), raw=args.raw), show)
     finally:
         if live:
             sys.stderr.write("\r\x1b[2K")
         out.write("\n")
         out.flush()
-        if stats is not None:
-            print(summary_line(engine.policy.kind, stats), file=sys.stderr)
+        if last is not None:
+            print(summary_line(engine.policy.kind, last.stats), file=sys.stderr)
             if args.stats_json:
-                Path(args.stats_json).write_text(json.dumps(stats_record(args, engine, stats, reason), indent=2) + "\n")
+                record = stats_record(engine, last.stats, last.finish_reason)
+                Path(args.stats_json).write_text(json.dumps(record, indent=2) + "\n")
         engine.close()
     return 0

@@ -18,6 +18,7 @@ Decisions:
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import replace
 from typing import Awaitable, Callable
@@ -30,7 +31,8 @@ from textual.widgets import Footer, Header, Input
 
 from raas_local.errors import RaasError
 from raas_local.tui.commands import CommandError, help_text, is_command, parse_command
-from raas_local.tui.generation import GenOptions, stream_reply
+from raas_local.sampling import Sampling
+from raas_local.tui.generation import stream_reply
 from raas_local.tui.messages import Chunk, EngineFailed, EngineReady, Reply, ReplyDone
 from raas_local.tui.state import PanelState
 from raas_local.tui.throttle import Throttle
@@ -52,7 +54,7 @@ class ChatApp(App):
         self,
         engine=None,
         engine_factory: Callable[[], object] | None = None,
-        options: GenOptions | None = None,
+        options: Sampling | None = None,
         model_label: str | None = None,
         throttle: Throttle | None = None,
     ) -> None:
@@ -65,7 +67,11 @@ class ChatApp(App):
         self.engine = engine
         self._factory = engine_factory
         self.owns_engine = engine is None
-        self.options = options or GenOptions()
+        self.options = options or Sampling()
+        # every policy setting seen so far (flags, /budget): /policy carries them to the next kind
+        self.settings: dict = {}
+        if engine is not None:
+            self._remember(engine.policy)
         self.model_label = model_label
         self.throttle = throttle or Throttle()
         self.history: list[dict] = []
@@ -131,6 +137,7 @@ class ChatApp(App):
 
     def _load_job(self) -> None:
         self.engine = self._factory()
+        self._remember(self.engine.policy)
         self.post_message(EngineReady(PanelState.from_engine(self.engine), note="loaded"))
 
     def _state_job(self, note: str | None) -> Callable[[], None]:
@@ -249,19 +256,25 @@ class ChatApp(App):
             await self.action_quit()
         elif cmd.name == "new":
             await self.action_new_chat()
+        elif cmd.name == "budget":
+            self.change_policy(budget=cmd.value)
         else:
-            self.change_policy(**{"budget" if cmd.name == "budget" else "kind": cmd.value})
+            self.change_policy(kind=cmd.value)
 
-    def change_policy(self, **changes) -> None:
+    def change_policy(self, kind: str | None = None, **changes) -> None:
+        """Another kind (with the settings given so far that it takes) or other settings of this one."""
+        from raas_local.policies import make
+
         if self.phase != "idle":
             self.notify("wait for the model to be idle (Esc stops a reply)", severity="warning")
             return
-        try:
-            policy = self.engine.policy.with_(**changes)  # validates: PolicyError on a bad value
+        try:  # validates: PolicyError on a bad value or a setting the kind lacks
+            policy = make(kind, **self.settings) if kind else self.engine.policy.with_(**changes)
         except RaasError as e:
             self.notify(str(e), severity="error")
             return
-        note = f"policy {policy.kind}, budget {policy.budget}: cache cleared"
+        self._remember(policy)
+        note = f"policy {policy.tag}: cache cleared"
         if self.history:
             note += "; the conversation is re-read next turn"
 
@@ -271,6 +284,10 @@ class ChatApp(App):
 
         self.panel.show(replace(self.panel.state, status="busy"))
         self._run_job(job, "policy", phase="busy")
+
+    def _remember(self, policy) -> None:
+        """Keep a policy's settings, so that switching kinds and back keeps them."""
+        self.settings.update(dataclasses.asdict(policy))
 
     # -- actions -----------------------------------------------------------------
 

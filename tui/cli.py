@@ -8,27 +8,28 @@ from __future__ import annotations
 
 import argparse
 
-from raas_local.cli import add_model_flags, add_sampling_flags, engine_from_args
+from raas_local import flags
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("chat", help="chat TUI with a live view of the KV cache")
-    add_model_flags(p)
-    add_sampling_flags(p)
+    flags.add_model_flags(p)
+    flags.add_policy_flags(p)
+    flags.add_sampling_flags(p)
     p.add_argument("--ignore-eos", action="store_true", help="keep generating past end-of-sequence (to watch evictions)")
     p.set_defaults(func=run_chat)
     return p
 
 
 def run_chat(args) -> int:
-    """Run the chat with ``args`` from `chat` or `run` (same model and sampling flags)."""
+    """Run the chat with ``args`` from `chat` or `run` (same model, policy and sampling flags)."""
     from raas_local.tui.app import ChatApp
-    from raas_local.tui.generation import GenOptions
 
-    model = getattr(args, "model_flag", None) or args.model
+    policy = flags.policy_from_args(args)  # a bad flag fails here, before the app starts
+    model = flags.model_arg(args)
     app = ChatApp(
-        engine_factory=lambda: engine_from_args(args),
-        options=GenOptions.from_args(args),
+        engine_factory=lambda: flags.engine_from_args(args, policy),
+        options=flags.sampling_from_args(args),
         model_label=str(model) if model else "SmolLM2-135M-Instruct (embedded)",
     )
     try:

@@ -17,46 +17,20 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable
 
+from raas_local.engine import collect
+from raas_local.sampling import Sampling
+from raas_local.thinking import ThinkSplitter, starts_in_thinking, strip_thinking
 from raas_local.tui.messages import Chunk, Reply, ReplyDone
 from raas_local.tui.state import PanelState
-from raas_local.tui.thinking import ThinkSplitter, strip_thinking
 from raas_local.tui.throttle import Throttle
-
-
-@dataclass(frozen=True)
-class GenOptions:
-    max_tokens: int = 2048
-    temperature: float = 0.6
-    top_p: float = 0.95
-    top_k: int = 40
-    ignore_eos: bool = False
-
-    @classmethod
-    def from_args(cls, args) -> "GenOptions":
-        return cls(
-            max_tokens=args.max_tokens, temperature=args.temp, top_p=args.top_p, top_k=args.top_k,
-            ignore_eos=bool(getattr(args, "ignore_eos", False)),
-        )
-
-
-def starts_in_thinking(engine, messages) -> bool:
-    """Whether the chat template already opened the thinking block in the prompt."""
-    tags = engine.think_tags
-    if not tags:
-        return False
-    try:
-        return engine.render(messages).rstrip().endswith(tags[0])
-    except Exception:  # a template that cannot render is the engine's error to raise
-        return False
 
 
 def stream_reply(
     engine,
     messages: list[dict],
-    opts: GenOptions,
+    sampling: Sampling,
     emit: Callable[[object], object],
     stop: threading.Event,
     throttle: Throttle | None = None,
@@ -67,61 +41,48 @@ def stream_reply(
     any text when the prompt cannot be served."""
     throttle = throttle or Throttle()
     tags = engine.think_tags
-    splitter = ThinkSplitter(tags, starts_in_thinking(engine, messages))
-    gen = engine.generate(
-        messages, max_tokens=opts.max_tokens, temperature=opts.temperature, top_p=opts.top_p,
-        top_k=opts.top_k, ignore_eos=opts.ignore_eos,
-    )
-    parts: list[str] = []
+    splitter = ThinkSplitter(tags, starts_in_thinking(engine.render(messages), tags))
     think_buf: list[str] = []
     answer_buf: list[str] = []
-    stats, reason = None, "cancelled"
-    t_first = t_last = None
-    last_emit = last_panel = 0.0
-    n_at_panel = 0
-    n = 0
-    try:
-        for ev in gen:
-            now = time.perf_counter()
-            stats = ev.stats
-            if ev.token is not None:
-                n += 1
-                t_last = now
-                if t_first is None:
-                    t_first = last_emit = last_panel = now
-            parts.append(ev.text)
-            th, an = splitter.feed(ev.text)
-            think_buf.append(th)
-            answer_buf.append(an)
-            if ev.done:
-                reason = ev.finish_reason or "stop"
-                break
-            if stop.is_set():
-                break  # reason stays "cancelled"; the finally closes the generator
-            if now - last_emit >= throttle.text_interval:
-                last_emit = now
-                state = None
-                if now - last_panel >= throttle.panel_interval:
-                    rate = (n - n_at_panel) / (now - last_panel) if now > last_panel and n > n_at_panel else None
-                    last_panel, n_at_panel = now, n
-                    state = PanelState.from_engine(engine, stats, generated=n, tok_per_s=rate, status="generating")
-                emit(Chunk("".join(think_buf), "".join(answer_buf), state))
-                think_buf.clear()
-                answer_buf.clear()
-    finally:
-        gen.close()  # GeneratorExit inside the engine: it records the turn and stays usable
+    last_emit = last_panel = None
+    n_at_panel = n = 0
+
+    def on_event(ev) -> bool:
+        nonlocal last_emit, last_panel, n_at_panel, n
+        now = time.perf_counter()
+        if ev.token is not None:
+            n += 1
+            if last_emit is None:
+                last_emit = last_panel = now
+        th, an = splitter.feed(ev.text)
+        think_buf.append(th)
+        answer_buf.append(an)
+        if ev.done or stop.is_set():
+            return True  # a stop closes the generator here: the reason is "cancelled"
+        if last_emit is not None and now - last_emit >= throttle.text_interval:
+            last_emit = now
+            state = None
+            if now - last_panel >= throttle.panel_interval:
+                rate = (n - n_at_panel) / (now - last_panel) if now > last_panel and n > n_at_panel else None
+                last_panel, n_at_panel = now, n
+                state = PanelState.from_engine(engine, ev.stats, generated=n, tok_per_s=rate, status="generating")
+            emit(Chunk("".join(think_buf), "".join(answer_buf), state))
+            think_buf.clear()
+            answer_buf.clear()
+        return False
+
+    done = collect(engine.generate(messages, sampling), on_event)
     th, an = splitter.flush()
     think_buf.append(th)
     answer_buf.append(an)
-    text = "".join(parts)
-    wall = (t_last - t_first) if t_first is not None else 0.0
     reply = Reply(
-        text=text, answer=strip_thinking(text, tags), finish_reason=reason, generated=n, wall_s=wall,
-        tok_per_s_engine=stats.tok_per_s if stats is not None else 0.0,
-        evictions=stats.cache.evictions if stats is not None else 0,
+        text=done.text, answer=strip_thinking(done.text, tags), finish_reason=done.finish_reason,
+        generated=done.tokens, tok_per_s_wall=done.tok_per_s_wall,
+        tok_per_s_engine=done.stats.tok_per_s if done.stats is not None else 0.0,
+        evictions=done.stats.cache.evictions if done.stats is not None else 0,
     )
-    status = "stopped" if reason == "cancelled" else "idle"
-    state = PanelState.from_engine(engine, None, generated=n, status=status)
+    status = "stopped" if done.finish_reason == "cancelled" else "idle"
+    state = PanelState.from_engine(engine, None, generated=done.tokens, status=status)
     if any(think_buf) or any(answer_buf):
         emit(Chunk("".join(think_buf), "".join(answer_buf), state))
     emit(ReplyDone(reply, state))

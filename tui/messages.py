@@ -43,14 +43,9 @@ class Reply:
     answer: str           # what history keeps (thinking removed)
     finish_reason: str    # "stop", "length" or "cancelled"
     generated: int
-    wall_s: float         # first token to last, as the user waited for it
+    tok_per_s_wall: float  # first token to last, as the user waited for it
     tok_per_s_engine: float
     evictions: int
-
-    @property
-    def tok_per_s_wall(self) -> float:
-        # n tokens span n-1 intervals after the first one arrived
-        return (self.generated - 1) / self.wall_s if self.generated > 1 and self.wall_s > 0 else 0.0
 
 
 class ReplyDone(Message):

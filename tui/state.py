@@ -23,7 +23,7 @@ class PanelState:
     policy: str = "raas"
     budget: int = 0          # cells the sequence may use (dense: the context size)
     page_size: int = 16
-    refresh_ratio: float = 0.5
+    refresh_ratio: float | None = 0.5   # raas only
     evicts: bool = True
     used: int = 0
     pinned: int = 0
@@ -55,7 +55,7 @@ class PanelState:
         pages = tuple(PageView(p.first_pos, max(c.step - p.ts, 0), p.closed) for p in engine.page_table()) if evicts else ()
         return cls(
             policy=pol.kind, budget=c.budget if evicts else c.n_cells, page_size=pol.page_size,
-            refresh_ratio=pol.refresh_ratio, evicts=evicts, used=c.used, pinned=c.pinned,
+            refresh_ratio=getattr(pol, "refresh_ratio", None), evicts=evicts, used=c.used, pinned=c.pinned,
             decode_cells=c.decode_cells if evicts else max(c.used - c.pinned, 0), pages=pages,
             evictions=c.evictions, evicted_cells=c.evicted_cells, newest_pos=c.newest_pos, step=c.step,
             kv_bytes=c.kv_bytes, kv_bytes_dense=c.kv_bytes_dense, generated=generated,

@@ -17,7 +17,9 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from raas_local.errors import InputError, PolicyError
+from raas_local.bench import plots
+from raas_local.bench.plan import Plan, check_prompt_fits, common_settings
+from raas_local.errors import InputError
 
 
 @dataclass
@@ -64,8 +66,7 @@ class ProblemSet:
 
 
 def results_path(out: Path, pset: ProblemSet, model_label: str, policy, max_tokens: int) -> Path:
-    tag = policy.kind if policy.kind == "dense" else f"{policy.kind}-{policy.budget}"
-    return out / "accuracy" / pset.folder_name / f"{model_label}.{tag}.max{max_tokens}.results.jsonl"
+    return out / "accuracy" / pset.folder_name / f"{model_label}.{policy.tag}.max{max_tokens}.results.jsonl"
 
 
 def pending(path: Path, pset: ProblemSet) -> list:
@@ -75,25 +76,18 @@ def pending(path: Path, pset: ProblemSet) -> list:
     return [p for p in pset.problems if p.id not in done]
 
 
-def check_fits(policy, longest: int) -> None:
-    """Refuse, before the first problem, a budget that the longest prompt (in tokens) leaves no room in."""
-    if not policy.evicts:
-        return
-    need = policy.min_budget(longest)
-    if need > policy.budget:
-        raise PolicyError(f"the longest problem prompt has {longest} tokens: budget {policy.budget} leaves fewer than "
-                          f"two pages ({need - longest} cells) to decode in; use budgets of {need} or more")
 
 
 def solve_run(eng, policy, pset: ProblemSet, path: Path, max_tokens: int, on_step=None):
     """Solve what `path` lacks with `policy`; returns (records, interrupted)."""
     from raas_local.solve.results import ResultWriter
+    from raas_local.sampling import Sampling
     from raas_local.solve.runner import DEFAULT_PROMPT_TEMPLATE, engine_generate_fn, solve
 
     if eng.policy != policy:
         eng.set_policy(policy)
     template = eng.spec.prompt_template if eng.spec is not None else DEFAULT_PROMPT_TEMPLATE
-    generate = engine_generate_fn(eng, max_tokens=max_tokens, temperature=0.0)
+    generate = engine_generate_fn(eng, Sampling(max_tokens=max_tokens, temperature=0.0))
     total = len(pset.problems)
 
     def counted(prompt: str):
@@ -111,13 +105,101 @@ def solve_run(eng, policy, pset: ProblemSet, path: Path, max_tokens: int, on_ste
 
 
 def summarize(records: list[dict], policy, pset: ProblemSet, max_tokens: int) -> AccuracyRecord:
-    from raas_local.bench.fill import record_budget
     from raas_local.solve.results import compute_metrics
 
-    m = compute_metrics(records, policy.kind, record_budget(policy), None)
+    m = compute_metrics(records, policy.kind, policy.budget, None)
     return AccuracyRecord(
-        suite="accuracy", policy=policy.kind, budget=record_budget(policy), length=max_tokens, problems=pset.ident,
+        suite="accuracy", policy=policy.kind, budget=policy.budget, length=max_tokens, problems=pset.ident,
         n=m["n"], correct=m["correct"], accuracy=m["accuracy"], answered=m["answered"],
         mean_generated_tokens=m["mean_generated_tokens"], peak_kv_cells=m["peak_kv_cells"], tok_per_s=m["tok_per_s"],
         evictions=sum(int(r.get("evictions") or 0) for r in records),
     )
+
+
+# -- the suite ----------------------------------------------------------------------------------
+
+
+def run(plan: Plan, store, bars) -> None:
+    from raas_local.engine import Engine
+    from raas_local.solve.results import read_records
+    from raas_local.solve.runner import DEFAULT_PROMPT_TEMPLATE, render_prompt
+
+    pset = plan.problems
+    items = plan.budget_items()
+    path = {p.tag: results_path(plan.out, pset, plan.label, p, plan.max_tokens) for p in items}
+    if store.force:
+        for p in items:
+            path[p.tag].unlink(missing_ok=True)
+    todo = [p for p in items if pending(path[p.tag], pset)]
+    if todo:
+        bars.start_suite("accuracy", len(todo))
+        # a dense (or quest) cache holds the whole conversation; a token never takes less than a byte
+        longest = max(len(render_prompt(DEFAULT_PROMPT_TEMPLATE, p.problem).encode()) for p in pset.problems)
+        n_ctx = longest + 512 + plan.max_tokens
+        with Engine(model=plan.model, policy=todo[0], n_ctx=n_ctx, **plan.engine_kw) as eng:
+            template = eng.spec.prompt_template if eng.spec is not None else DEFAULT_PROMPT_TEMPLATE
+            longest = max(len(eng.tokenize(render_prompt(template, p.problem))) for p in pset.problems)
+            # every budget against the longest prompt, before the long work starts
+            check_prompt_fits(todo, longest, "the longest problem prompt")
+            for pol in todo:
+                name = pol.tag
+                bars.item(f"accuracy {name}")
+                records, interrupted = solve_run(eng, pol, pset, path[name], plan.max_tokens, on_step=bars.steps)
+                if interrupted:
+                    raise KeyboardInterrupt  # the solved problems are on disk; a rerun resumes
+                rec = summarize(records, pol, pset, plan.max_tokens)
+                store.add(plan.stamp(rec))
+                bars.item_done(f"accuracy {name}: {rec.correct}/{rec.n} ({rec.accuracy:.1%}), "
+                               f"mean {rec.mean_generated_tokens:.0f} tokens, peak {rec.peak_kv_cells} KV cells")
+    # finished runs (this time or before) are summarized from their files
+    for p in items:
+        if not pending(path[p.tag], pset):
+            store.add(plan.stamp(summarize(read_records(path[p.tag]), p, pset, plan.max_tokens)))
+
+
+def selected(plan: Plan, store) -> list[dict]:
+    keys = [plan.key("accuracy", p, plan.max_tokens) for p in plan.budget_items()]
+    return [r for r in (store.get(k) for k in keys) if r is not None and r.get("problems") == plan.problems.ident]
+
+
+def settings(plan: Plan) -> str:
+    return (f"{common_settings(plan)}; problems {plan.problems.ident}, {len(plan.problems.problems)} problems, greedy, "
+            f"at most {plan.max_tokens} tokens each, scored as `raas-local solve` scores; "
+            f"budgets {', '.join(map(str, plan.budgets))}")
+
+
+def outputs(plan: Plan, records: list[dict]) -> tuple[str, list[str]]:
+    plot(records, plan.out / "accuracy.png")
+    return table(records), []
+
+
+def table(records: list[dict]) -> str:
+    """Markdown: dense, then one row per policy and budget."""
+    head = ["policy", "budget", "accuracy", "correct / n", "answered", "mean tokens", "peak KV cells", "evictions", "tok/s"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    ordered = sorted(records, key=lambda r: (r["policy"] != "dense", r["budget"] or 0, r["policy"]))
+
+    def num(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    for r in ordered:
+        rows.append("| " + " | ".join([
+            r["policy"], "all" if r["budget"] is None else str(r["budget"]), f"{r['accuracy']:.1%}",
+            f"{r['correct']} / {r['n']}", str(r["answered"]), num(r["mean_generated_tokens"], ".0f"),
+            num(r["peak_kv_cells"], "d"), str(r["evictions"]), num(r["tok_per_s"], ".1f"),
+        ]) + " |")
+    return "\n".join(rows)
+
+
+def plot(records: list[dict], path: Path, title: str = "Problems solved vs budget") -> None:
+    fig, (a,) = plots.figure(1, title)
+    policies = [r for r in records if r["policy"] != "dense"]
+    plots.lines(a, policies, "budget", "accuracy", name=lambda r: r["policy"])
+    for r in records:
+        if r["policy"] == "dense":  # no budget: a flat line
+            a.axhline(r["accuracy"], color="black", linestyle="--", label=f"dense ({r['accuracy']:.1%})")
+    a.set_ylim(0.0, max([r["accuracy"] for r in records] + [0.05]) * 1.15)
+    a.set_ylabel("accuracy (share of problems solved)")
+    plots.log2_x(a, [r["budget"] for r in policies] or [1], "budget (KV cells)")
+    a.legend()
+    fig.savefig(path, dpi=100)

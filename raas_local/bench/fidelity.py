@@ -33,10 +33,10 @@ from typing import Callable
 
 import numpy as np
 
-from raas_local.bench.fill import record_budget
+from raas_local.bench import plots
+from raas_local.bench.plan import Plan, check_prompt_fits, common_settings
 from raas_local.engine import Engine
-from raas_local.errors import PolicyError
-from raas_local.policies import CachePolicy
+from raas_local.policies import Policy, make
 
 PROMPT = "Question: What is 17*23? Think step by step.\nAnswer:"
 
@@ -163,19 +163,12 @@ class DenseReference:
         self.lp_path.unlink(missing_ok=True)
 
 
-def check_fits(policy: CachePolicy, n_prompt: int) -> None:
-    """The engine's prompt rule (two free pages), checked before any long work starts."""
-    if policy.evicts and n_prompt + 2 * policy.page_size > policy.budget:
-        raise PolicyError(
-            f"the fidelity prompt has {n_prompt} tokens and {policy.kind} budget {policy.budget} leaves fewer than two "
-            f"pages ({2 * policy.page_size} cells); use budgets of at least {n_prompt + 2 * policy.page_size} or a shorter --prompt"
-        )
 
 
-def teacher_force(model, policy: CachePolicy, ref: DenseReference, on_step: StepFn | None = None,
+def teacher_force(model, policy: Policy, ref: DenseReference, on_step: StepFn | None = None,
                   **engine_kw) -> FidelityRecord:
     """Feed the reference chain through `policy` and compare with dense at every step."""
-    check_fits(policy, len(ref.prompt))
+    _check_fits([policy], len(ref.prompt))
     # evicting policies get the engine's own context (the budget), as users run them;
     # others hold the whole chain like dense
     n_ctx = None if policy.evicts else len(ref.prompt) + ref.n + 16
@@ -196,8 +189,101 @@ def teacher_force(model, policy: CachePolicy, ref: DenseReference, on_step: Step
             if on_step:
                 on_step(i + 1, ref.n)
         s = eng.cache_stats()
-        return FidelityRecord("fidelity", policy.kind, record_budget(policy), ref.n,
+        return FidelityRecord("fidelity", policy.kind, policy.budget, ref.n,
                               agree / ref.n, kl_sum / ref.n, round(ref.n / t_dec, 2) if t_dec > 0 else 0.0,
                               s.used, s.kv_bytes, s.evictions, first_miss)
     finally:
         eng.close()
+
+
+def _check_fits(policies, n_prompt: int) -> None:
+    check_prompt_fits(policies, n_prompt, "the fidelity prompt", " or a shorter --prompt")
+
+
+# -- the suite ----------------------------------------------------------------------------------
+
+
+def run(plan: Plan, store, bars) -> None:
+    todo = [p for p in plan.budget_items() if not store.has(plan.key("fidelity", p, plan.chain))]
+    if not todo:
+        return
+    ref = DenseReference(plan.out, plan.chain)
+    have_ref = ref.load(plan.label, plan.prompt)
+    others = [p for p in todo if p.kind != "dense"]
+    bars.start_suite("fidelity", len(others) + (0 if have_ref else 1))
+    if have_ref:
+        for p in others:
+            _check_fits([p], len(ref.prompt))
+    else:
+        # the prompt is tokenized and checked against every budget before the long work starts;
+        # a token never takes less than a byte, so the text's length bounds the prompt's cells
+        n_ctx = len(plan.prompt.encode()) + plan.chain + 16
+        with Engine(model=plan.model, policy=make("dense"), n_ctx=n_ctx, **plan.engine_kw) as eng:
+            toks = eng.tokenize(plan.prompt)
+            _check_fits(others, len(toks))
+            bars.item(f"fidelity dense reference ({plan.chain} tokens)")
+            ref.generate(eng, plan.label, plan.prompt, toks, on_step=bars.steps)
+        bars.item_done(f"fidelity dense reference: {plan.chain} tokens, {ref.meta['tok_per_s']:.1f} tok/s")
+    if any(p.kind == "dense" for p in todo):
+        store.add(plan.stamp(ref.dense_record()))
+    for pol in others:
+        name = pol.tag
+        bars.item(f"fidelity {name}")
+        rec = plan.stamp(teacher_force(plan.model, pol, ref, on_step=bars.steps, **plan.engine_kw))
+        store.add(rec)
+        bars.item_done(f"fidelity {name}: top-1 {rec['top1_agreement']:.3f}, KL {rec['mean_kl']:.4f}, {rec['kv_cells']} KV cells")
+    # the log-probs are large (chain x vocab x 2 bytes); once every record is in, they have served
+    if all(store.has(plan.key("fidelity", p, plan.chain)) for p in plan.budget_items()):
+        ref.cleanup()
+
+
+def selected(plan: Plan, store) -> list[dict]:
+    keys = [plan.key("fidelity", p, plan.chain) for p in plan.budget_items()]
+    return [r for r in (store.get(k) for k in keys) if r is not None]
+
+
+def settings(plan: Plan) -> str:
+    return (f"{common_settings(plan)}; dense greedy chain of {plan.chain} tokens from {plan.prompt!r}, teacher-forced "
+            f"through each policy at budgets {', '.join(map(str, plan.budgets))}; agreement and KL per step, averaged")
+
+
+def outputs(plan: Plan, records: list[dict]) -> tuple[str, list[str]]:
+    plot(records, plan.out / "fidelity.png")
+    return table(records), []
+
+
+def table(records: list[dict]) -> str:
+    """Markdown: the dense reference row, then one row per policy and budget."""
+    head = ["policy", "budget", "top-1 agreement", "mean KL (nats)", "first miss", "tok/s", "KV cells (MiB)"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    ordered = sorted(records, key=lambda r: (r["policy"] != "dense", r["budget"] or 0, r["policy"]))
+    for r in ordered:
+        dense = r["policy"] == "dense"
+        miss = "-" if r.get("first_miss") is None else str(r["first_miss"])
+        rows.append("| " + " | ".join([
+            "dense (reference)" if dense else r["policy"], "all" if dense else str(r["budget"]),
+            f"{r['top1_agreement']:.3f}", f"{r['mean_kl']:.4f}", miss, f"{r['tok_per_s']:.1f}",
+            f"{r['kv_cells']} ({r['kv_bytes'] / 2**20:.1f})",
+        ]) + " |")
+    return "\n".join(rows)
+
+
+def plot(records: list[dict], path: Path, title: str = "Fidelity to dense vs budget") -> None:
+    fig, (a, b) = plots.figure(2, title)
+    policies = [r for r in records if r["policy"] != "dense"]
+    plots.lines(a, policies, "budget", "top1_agreement", name=lambda r: r["policy"])
+    plots.lines(b, policies, "budget", "mean_kl", name=lambda r: r["policy"])
+    # dense is the reference: a flat line, not a point per budget
+    if any(r["policy"] == "dense" for r in records):
+        a.axhline(1.0, color="black", linestyle="--", label="dense (reference)")
+        b.axhline(0.0, color="black", linestyle="--", label="dense (reference)")
+    lows = [r["top1_agreement"] for r in policies] or [1.0]
+    a.set_ylim(max(0.0, min(lows) - 0.05), 1.01)  # agreement lives in [0, 1]
+    b.set_ylim(bottom=min(0.0, b.get_ylim()[0]))
+    a.set_ylabel("top-1 agreement with dense")
+    b.set_ylabel("mean KL(dense || policy), nats")
+    budgets = [r["budget"] for r in policies] or [1]
+    for ax in (a, b):
+        plots.log2_x(ax, budgets, "budget (KV cells)")
+        ax.legend()
+    fig.savefig(path, dpi=100)

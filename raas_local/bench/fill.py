@@ -9,7 +9,7 @@ every token anyway, and prefill is the fast way to get there).
 from __future__ import annotations
 
 from raas_local.engine import Engine
-from raas_local.policies import CachePolicy
+from raas_local.policies import Policy
 
 FILL_TEXT = (
     "Let x be the number of apples. Then 3x + 5 = 20, so 3x = 15 and x = 5. "
@@ -25,17 +25,12 @@ def fill_tokens(engine: Engine, n: int) -> list[int]:
     return (base * reps)[:n]
 
 
-def record_budget(policy: CachePolicy) -> int | None:
-    """The budget a record is filed under: None for dense, whose budget means nothing."""
-    return None if policy.kind == "dense" else policy.budget
-
-
 def dense_cells(length: int, extra: int = 0) -> int:
     """Context cells a dense engine needs to hold `length` tokens and `extra` more."""
     return length + extra + 64
 
 
-def fill(engine: Engine, policy: CachePolicy, length: int) -> None:
+def fill(engine: Engine, policy: Policy, length: int) -> None:
     """Put `length` tokens (PROMPT, then FILL_TEXT repeated) into the engine's cache."""
     prompt = engine.tokenize(PROMPT)
     rest = fill_tokens(engine, max(length - len(prompt), 0))

@@ -14,12 +14,15 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from raas_local.bench.fill import dense_cells, fill, record_budget
+from raas_local.bench import plots, report
+from raas_local.bench.fill import dense_cells, fill
+from raas_local.bench.plan import Plan, common_settings, measure_per_length, selected_per_length
 from raas_local.engine import Engine
-from raas_local.policies import CachePolicy
+from raas_local.policies import Policy
 
 
 @dataclass
@@ -44,7 +47,7 @@ def time_window(engine: Engine, n_tokens: int) -> float:
     return n_tokens / (time.perf_counter() - t0)
 
 
-def measure(model, policy: CachePolicy, length: int, window: int, reps: int, **engine_kw) -> SpeedRecord:
+def measure(model, policy: Policy, length: int, window: int, reps: int, **engine_kw) -> SpeedRecord:
     evicts = policy.evicts
     n_ctx = None if evicts else dense_cells(length, window * reps)
     eng = Engine(model=model, policy=policy, n_ctx=n_ctx, **engine_kw)
@@ -52,8 +55,89 @@ def measure(model, policy: CachePolicy, length: int, window: int, reps: int, **e
         fill(eng, policy, length)
         rates = [time_window(eng, window) for _ in range(reps)]
         s = eng.cache_stats()
-        return SpeedRecord("speed", policy.kind, record_budget(policy), length,
+        return SpeedRecord("speed", policy.kind, policy.budget, length,
                            round(statistics.median(rates), 2), s.used, s.kv_bytes, s.evictions)
     finally:
         eng.close()
 
+
+# -- the suite ----------------------------------------------------------------------------------
+
+
+def run(plan: Plan, store, bars) -> None:
+    measure_per_length(plan, store, bars, "speed",
+                       lambda pol, n: measure(plan.model, pol, n, plan.window, plan.reps, **plan.engine_kw),
+                       lambda r: f"{r['tok_per_s']:.1f} tok/s, {r['kv_cells']} KV cells, {r['evictions']} evictions")
+
+
+def selected(plan: Plan, store) -> list[dict]:
+    return selected_per_length(plan, store, "speed")
+
+
+def settings(plan: Plan) -> str:
+    return (f"{common_settings(plan)}; budget {plan.budget}; lengths {', '.join(map(str, plan.lengths))}; "
+            f"{plan.window} decode steps timed x {plan.reps}, median")
+
+
+def outputs(plan: Plan, records: list[dict]) -> tuple[str, list[str]]:
+    plot(records, plan.out / "speed.png")
+    return table(records), targets(records, plan.budget)
+
+
+def table(records: list[dict]) -> str:
+    """Markdown: one row per length, tok/s and KV per policy, and raas/dense ratios."""
+    names = report.series_order(records)
+    lengths = sorted({r["length"] for r in records})
+    by = {(report.name(r), r["length"]): r for r in records}
+    head = ["length"] + [f"{p} tok/s" for p in names] + [f"{p} KV cells (MiB)" for p in names]
+    dense = next((p for p in names if p == "dense"), None)
+    others = [p for p in names if p != dense]
+    if dense:
+        head += [f"{p} / dense" for p in others]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for n in lengths:
+        cells = [str(n)]
+        cells += [f"{by[(p, n)]['tok_per_s']:.1f}" if (p, n) in by else "-" for p in names]
+        cells += [f"{by[(p, n)]['kv_cells']} ({by[(p, n)]['kv_bytes'] / 2**20:.1f})" if (p, n) in by else "-" for p in names]
+        if dense:
+            for p in others:
+                a, b = by.get((p, n)), by.get((dense, n))
+                cells.append(f"{a['tok_per_s'] / b['tok_per_s']:.2f}x" if a and b else "-")
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def targets(records: list[dict], budget: int) -> list[str]:
+    """The issue's targets, each as a line with the measured ratio; nothing is asserted."""
+    by = {(r["policy"], r["length"]): r for r in records}
+    lines = []
+
+    def ratio(a, b):
+        return by[a]["tok_per_s"] / by[b]["tok_per_s"] if a in by and b in by else None
+
+    checks = [
+        (f"raas-{budget} at 8192 >= 3x dense at 8192", ratio(("raas", 8192), ("dense", 8192)), 3.0),
+        ("raas at 16384 >= 0.9x raas at 512 (flat)", ratio(("raas", 16384), ("raas", 512)), 0.9),
+    ]
+    below = [n for (p, n) in by if p == "raas" and n < budget]
+    if below:
+        n = max(below)
+        checks.append((f"raas >= 0.95x dense at {n} (< budget: score overhead)", ratio(("raas", n), ("dense", n)), 0.95))
+    for text, r, target in checks:
+        if r is not None:
+            lines.append(f"{'met' if r >= target else 'MISSED'}: {text}: {r:.2f}x")
+    lines.append(report.over_budget_check(records))
+    return lines
+
+
+def plot(records: list[dict], path: Path, title: str = "Decode speed and KV memory vs context length") -> None:
+    fig, (a, b) = plots.figure(2, title)
+    plots.lines(a, records, "length", "tok_per_s")
+    a.set_ylabel("decode tok/s")
+    plots.lines(b, records, "length", "kv_bytes", scale=plots.MIB)
+    b.set_ylabel("KV cache (MiB)")
+    for ax in (a, b):
+        ax.set_ylim(bottom=0)  # from zero: ratios read true
+        plots.log2_x(ax, [r["length"] for r in records], "context length (tokens)")
+        ax.legend()
+    fig.savefig(path, dpi=100)

@@ -1,6 +1,6 @@
 """``raas-local models list|pull|rm``: argparse wiring for raas_local/cli.py.
 
-The lead's CLI calls ``add_parser(subparsers)`` once and, for the ``models``
+raas_local/cli.py calls ``add_parser(subparsers)`` once and, for the ``models``
 command, ``run(args)``. Failures raise ModelError; the top-level ``main()``
 prints it as one line and exits with its code.
 """

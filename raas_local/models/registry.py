@@ -1,7 +1,7 @@
 """The model registry: ``models.toml`` parsed into frozen ``ModelSpec`` objects.
 
 Where the file comes from (decision): the canonical registry is ``models.toml``
-at the repository root (DESIGN.md fixes the top-level layout). Installed wheels
+at the repository root (the top level of the repository is fixed). Installed wheels
 cannot see the repository root, so a package-data copy lives next to this module
 (``raas_local/models/models.toml``; pyproject's package-data ships ``*.toml``).
 Lookup order:

@@ -1,21 +1,18 @@
-"""dense: llama.cpp as it is, no eviction. The reference every policy is compared with."""
+"""dense: llama.cpp as it is, no eviction. The reference every policy is compared with.
+
+It has no settings: it holds every token, in a context of ``-c`` cells or the
+model's training context.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from raas_local.policies.base import register
+from raas_local.policies.base import Policy, register
 
 
 @register("dense")
 @dataclass(frozen=True)
-class DensePolicy:
+class DensePolicy(Policy):
     native_kind = 0
     evicts = False
-
-    @classmethod
-    def from_policy(cls, p) -> "DensePolicy":
-        return cls()
-
-    def native_params(self, p) -> dict:
-        return dict(kind=self.native_kind, budget=p.budget, page_size=max(p.page_size, 1), refresh_ratio=1.0)

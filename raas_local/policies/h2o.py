@@ -3,8 +3,8 @@
 Each decode cell accumulates the attention it receives (summed over heads and
 layers, every step). The most recent ``budget - heavy_ratio * budget``
 positions are protected; to make room, the unprotected cell with the smallest
-accumulated score goes. H2O decides per token, so the page size is 1 whatever
-``--page-size`` says. native/raas-policy-h2o.cpp runs it.
+accumulated score goes. H2O decides per token, so its pages are single cells and it
+has no page-size setting. native/raas-policy-h2o.cpp runs it.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from raas_local.errors import PolicyError
-from raas_local.policies.base import register
+from raas_local.policies.base import BUDGET, Policy, register
 
 
 @register("h2o")
 @dataclass(frozen=True)
-class H2OPolicy:
-    budget: int = 512
+class H2OPolicy(Policy):
+    budget: int = BUDGET
     heavy_ratio: float = 0.5
     page_size = 1  # per cell
     native_kind = 3
@@ -34,9 +34,5 @@ class H2OPolicy:
     def recent(self) -> int:
         return self.budget - int(self.heavy_ratio * self.budget)
 
-    @classmethod
-    def from_policy(cls, p) -> "H2OPolicy":
-        return cls(budget=p.budget, heavy_ratio=p.heavy_ratio)
-
-    def native_params(self, p) -> dict:
-        return dict(kind=self.native_kind, budget=self.budget, page_size=1, refresh_ratio=1.0, heavy_ratio=self.heavy_ratio)
+    def native_params(self) -> dict:
+        return {**super().native_params(), "heavy_ratio": self.heavy_ratio}

@@ -17,14 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from raas_local.errors import PolicyError
-from raas_local.policies.base import check_pages, register
+from raas_local.policies.base import BUDGET, PAGE_SIZE, Policy, check_pages, register
 
 
 @register("quest")
 @dataclass(frozen=True)
-class QuestPolicy:
-    budget: int = 512     # cells each head attends per step, the current page included
-    page_size: int = 16
+class QuestPolicy(Policy):
+    budget: int = BUDGET     # cells each head attends per step, the current page included
+    page_size: int = PAGE_SIZE
     native_kind = 4
     evicts = False
 
@@ -37,10 +37,3 @@ class QuestPolicy:
     @property
     def top_pages(self) -> int:
         return self.budget // self.page_size
-
-    @classmethod
-    def from_policy(cls, p) -> "QuestPolicy":
-        return cls(budget=p.budget, page_size=p.page_size)
-
-    def native_params(self, p) -> dict:
-        return dict(kind=self.native_kind, budget=self.budget, page_size=self.page_size, refresh_ratio=1.0)

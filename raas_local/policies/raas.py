@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from raas_local.errors import PolicyError
-from raas_local.policies.base import check_pages, register
+from raas_local.policies.base import BUDGET, PAGE_SIZE, Policy, check_pages, register
 
 
 @register("raas")
 @dataclass(frozen=True)
-class RaasPolicy:
-    budget: int = 512
-    page_size: int = 16
+class RaasPolicy(Policy):
+    budget: int = BUDGET
+    page_size: int = PAGE_SIZE
     refresh_ratio: float = 0.5
     native_kind = 1
     evicts = True
@@ -29,9 +29,5 @@ class RaasPolicy:
         if not 0.0 < self.refresh_ratio <= 1.0:
             raise PolicyError(f"refresh ratio must be in (0, 1], got {self.refresh_ratio}")
 
-    @classmethod
-    def from_policy(cls, p) -> "RaasPolicy":
-        return cls(budget=p.budget, page_size=p.page_size, refresh_ratio=p.refresh_ratio)
-
-    def native_params(self, p) -> dict:
-        return dict(kind=self.native_kind, budget=self.budget, page_size=self.page_size, refresh_ratio=self.refresh_ratio)
+    def native_params(self) -> dict:
+        return {**super().native_params(), "refresh_ratio": self.refresh_ratio}

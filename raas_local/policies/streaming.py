@@ -11,14 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from raas_local.errors import PolicyError
-from raas_local.policies.base import check_pages, register
+from raas_local.policies.base import BUDGET, PAGE_SIZE, Policy, check_pages, register
 
 
 @register("streaming")
 @dataclass(frozen=True)
-class StreamingPolicy:
-    budget: int = 512
-    page_size: int = 16
+class StreamingPolicy(Policy):
+    budget: int = BUDGET
+    page_size: int = PAGE_SIZE
     n_sink: int = 4
     native_kind = 2
     evicts = True
@@ -28,9 +28,5 @@ class StreamingPolicy:
         if self.n_sink < 0:
             raise PolicyError(f"sink count must be >= 0, got {self.n_sink}")
 
-    @classmethod
-    def from_policy(cls, p) -> "StreamingPolicy":
-        return cls(budget=p.budget, page_size=p.page_size, n_sink=p.n_sink)
-
-    def native_params(self, p) -> dict:
-        return dict(kind=self.native_kind, budget=self.budget, page_size=self.page_size, refresh_ratio=1.0, n_sink=self.n_sink)
+    def native_params(self) -> dict:
+        return {**super().native_params(), "n_sink": self.n_sink}

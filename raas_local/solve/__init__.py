@@ -16,7 +16,6 @@ from raas_local.solve.problems import Problem, load_problems, parse_problem_line
 from raas_local.solve.results import (
     ResultWriter,
     compute_metrics,
-    metrics_path_for,
     read_records,
     write_metrics,
 )
@@ -27,8 +26,8 @@ from raas_local.solve.runner import (
     render_prompt,
     score,
     solve,
-    sweep_table,
 )
+from raas_local.solve.output import sweep_table
 
 __all__ = [
     "DEFAULT_PROMPT_TEMPLATE",
@@ -44,7 +43,6 @@ __all__ = [
     "gold_answer",
     "is_equivalent",
     "load_problems",
-    "metrics_path_for",
     "normalize",
     "parse_problem_lines",
     "read_records",

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["extract_answer", "gold_answer", "answer_region"]
+from raas_local.thinking import DEFAULT_THINK_TAGS, answer_region
 
-DEFAULT_THINK_TAGS = ("<think>", "</think>")
+__all__ = ["extract_answer", "gold_answer", "answer_region"]
 
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\b")
 _GSM8K_RE = re.compile(r"####[ \t]*([^\n]*)")
@@ -43,16 +43,6 @@ _NUMBER_RE = re.compile(
     r"((?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)"
     r"(?:/(\d+)(?!\d|\.\d))?"
 )
-
-
-def answer_region(text: str, think_tags: tuple[str, str] = DEFAULT_THINK_TAGS) -> str:
-    """The part of ``text`` that may hold the answer (see the module docstring)."""
-    _open_tag, close_tag = think_tags
-    idx = text.rfind(close_tag)
-    if idx < 0:
-        return text  # no thinking, or thinking never closed: use everything
-    after = text[idx + len(close_tag):]
-    return after if after.strip() else text
 
 
 def _match_brace(s: str, start: int) -> int | None:

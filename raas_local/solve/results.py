@@ -14,7 +14,7 @@ evictions, seconds}`` (extra keys allowed; the runner adds ``timed_out``).
 * An invalid line anywhere *but* the end cannot come from us; we refuse to
   touch such a file (InputError naming the line) rather than guess.
 
-``metrics.json`` is written atomically (temp file in the same folder, fsync,
+Metrics files are written atomically (temp file in the same folder, fsync,
 ``os.replace``): readers see the old file or the new one, never half of one.
 """
 
@@ -33,7 +33,6 @@ __all__ = [
     "ResultWriter",
     "compute_metrics",
     "write_metrics",
-    "metrics_path_for",
     "read_records",
 ]
 
@@ -165,11 +164,6 @@ def compute_metrics(
         "budget": budget,
         "model": model,
     }
-
-
-def metrics_path_for(out_path: str | Path) -> Path:
-    """Where the metrics of ``OUT`` go: ``metrics.json`` in OUT's folder."""
-    return Path(out_path).parent / "metrics.json"
 
 
 def write_metrics(path: str | Path, metrics: dict[str, Any]) -> Path:

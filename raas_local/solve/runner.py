@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
-from raas_local.solve.answer import DEFAULT_THINK_TAGS, extract_answer
+from raas_local.solve.answer import extract_answer
 from raas_local.solve.equivalence import check_equivalence
 from raas_local.solve.problems import Problem
 from raas_local.solve.results import ResultWriter
+from raas_local.thinking import DEFAULT_THINK_TAGS
 
 __all__ = [
     "DEFAULT_PROMPT_TEMPLATE",
@@ -39,7 +40,6 @@ __all__ = [
     "score",
     "engine_generate_fn",
     "solve",
-    "sweep_table",
 ]
 
 DEFAULT_PROMPT_TEMPLATE = (
@@ -112,23 +112,21 @@ def score(
     return record
 
 
-def engine_generate_fn(eng, **sampling) -> Callable[[str], GenerationResult]:
-    """A generate_fn for :func:`solve` on an Engine: each prompt is a fresh conversation."""
+def engine_generate_fn(eng, sampling) -> Callable[[str], GenerationResult]:
+    """A generate_fn for :func:`solve` on an Engine with a Sampling: each prompt is a fresh conversation."""
+    from raas_local.engine import collect
 
     def generate(prompt: str) -> GenerationResult:
         eng.reset()  # a problem's answer must not depend on the problems before it
-        parts: list[str] = []
-        stats, reason = None, None
-        for ev in eng.generate(prompt, **sampling):
-            parts.append(ev.text)
-            stats, reason = ev.stats, ev.finish_reason
-        extra: dict[str, Any] = {"finish_reason": reason}
+        done = collect(eng.generate(prompt, sampling))
+        extra: dict[str, Any] = {"finish_reason": done.finish_reason}
+        stats = done.stats
         if stats is None:
-            return GenerationResult(text="".join(parts), extra=extra)
+            return GenerationResult(text=done.text, extra=extra)
         extra.update(prompt_tokens=stats.prompt_tokens, prefill_s=round(stats.prefill_s, 4),
                      decode_s=round(stats.decode_s, 4))
         return GenerationResult(
-            text="".join(parts),
+            text=done.text,
             generated_tokens=stats.generated_tokens,
             peak_kv_cells=stats.peak_kv_cells,
             evictions=stats.evictions,
@@ -228,39 +226,3 @@ def solve(
     outcome.records = [by_id[p.id] for p in problems if p.id in by_id]
     outcome.remaining = len(problems) - len(outcome.records)
     return outcome
-
-
-_SWEEP_COLS = (
-    ("policy", "policy"),
-    ("budget", "budget"),
-    ("accuracy", "accuracy"),
-    ("n", "n"),
-    ("mean_generated_tokens", "mean gen tokens"),
-    ("peak_kv_cells", "peak KV cells"),
-    ("tok_per_s", "tok/s"),
-)
-
-
-def _fmt(key: str, v: Any) -> str:
-    if v is None:
-        return "n/a"
-    if key == "accuracy":
-        return f"{100 * v:.1f}%"
-    if isinstance(v, float):
-        return f"{v:.1f}"
-    return str(v)
-
-
-def sweep_table(rows: Iterable[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
-    """A markdown table and JSON rows for a policies x budgets sweep.
-
-    Each row is a metrics dict (from ``compute_metrics``); only the sweep
-    columns are kept, in the order given.  Missing values show as ``n/a``.
-    """
-    json_rows = [{k: r.get(k) for k, _ in _SWEEP_COLS} for r in rows]
-    header = "| " + " | ".join(title for _, title in _SWEEP_COLS) + " |"
-    align = "|" + "|".join("---" if k == "policy" else "---:" for k, _ in _SWEEP_COLS) + "|"
-    lines = [header, align]
-    for r in json_rows:
-        lines.append("| " + " | ".join(_fmt(k, r[k]) for k, _ in _SWEEP_COLS) + " |")
-    return "\n".join(lines) + "\n", json_rows

@@ -78,7 +78,7 @@ def test_a_rerun_resumes_without_generating(run_once, problems):
     before = json.loads((out / "results.json").read_text())
     r = cli("bench", *ARGS, "--problems", str(problems), "-o", str(out))
     assert r.returncode == 0, r.stderr
-    assert "accuracy dense:" not in r.stderr and "accuracy raas@96:" not in r.stderr
+    assert "accuracy dense:" not in r.stderr and "accuracy raas-96:" not in r.stderr
     assert json.loads((out / "results.json").read_text()) == before
 
 

@@ -81,7 +81,7 @@ def test_outputs_plots_tables_report(run_once):
     fid = (out / "fidelity.md").read_text()
     assert "dense (reference)" in fid and "| raas | 48 |" in fid and "fidelity.png" in fid
     mem = (out / "memory.md").read_text()
-    assert "raas@64 / dense" in mem and "met: kv_cells <= budget" in mem
+    assert "raas-64 / dense" in mem and "met: kv_cells <= budget" in mem
     report = (out / "report.md").read_text()
     assert report.startswith("# raas-local bench") and "## Fidelity" in report and "## Memory" in report
     assert "| policy | budget |" in r.stdout  # tables go to stdout, progress to stderr
@@ -104,7 +104,7 @@ def test_resume_skips_records_and_measures_only_what_is_missing(run_once, tmp_pa
     (out / "results.json").write_text(json.dumps(kept))
     third = bench(out)
     assert third.returncode == 0, third.stderr
-    assert "fidelity raas@48" in third.stderr and "fidelity raas@64" not in third.stderr
+    assert "fidelity raas-48" in third.stderr and "fidelity raas-64" not in third.stderr
     assert "memory dense" not in third.stderr and "memory raas" not in third.stderr
     after = json.loads((out / "results.json").read_text())
     redo = next(r for r in after if r["suite"] == "fidelity" and r["budget"] == 48)

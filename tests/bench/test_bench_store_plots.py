@@ -34,46 +34,46 @@ def test_store_keys_replace_persist_and_force(tmp_path):
 
 
 def test_plots_write_valid_pngs(tmp_path):
-    from raas_local.bench import plots
+    from raas_local.bench import fidelity, memory, speed
 
-    speed = [rec(policy=p, budget=b, length=n, tok_per_s=50.0 / (1 + (n / 1000 if p == "dense" else 0.3)),
+    speeds = [rec(policy=p, budget=b, length=n, tok_per_s=50.0 / (1 + (n / 1000 if p == "dense" else 0.3)),
                  kv_cells=min(n, b or n), kv_bytes=min(n, b or n) * 23040)
              for p, b in (("dense", None), ("raas", 512), ("streaming", 512)) for n in (256, 512, 2048)]
-    fidelity = [rec(suite="fidelity", policy="dense", budget=None, length=512, top1_agreement=1.0, mean_kl=0.0)]
-    fidelity += [rec(suite="fidelity", policy=p, budget=b, length=512, top1_agreement=1 - 8 / b, mean_kl=4 / b)
+    fidelities = [rec(suite="fidelity", policy="dense", budget=None, length=512, top1_agreement=1.0, mean_kl=0.0)]
+    fidelities += [rec(suite="fidelity", policy=p, budget=b, length=512, top1_agreement=1 - 8 / b, mean_kl=4 / b)
                  for p in ("raas", "h2o") for b in (64, 128, 256)]
-    plots.plot_speed(speed, tmp_path / "speed.png")
-    plots.plot_memory(speed, tmp_path / "memory.png")
-    plots.plot_fidelity(fidelity, tmp_path / "fidelity.png")
+    speed.plot(speeds, tmp_path / "speed.png")
+    memory.plot(speeds, tmp_path / "memory.png")
+    fidelity.plot(fidelities, tmp_path / "fidelity.png")
     for name in ("speed.png", "memory.png", "fidelity.png"):
         assert (tmp_path / name).read_bytes()[:8] == PNG_MAGIC
 
 
 def test_checks_hold_evicting_policies_to_their_budget_and_quest_to_every_token():
-    from raas_local.bench import report
+    from raas_local.bench import memory
 
     ok = [rec(suite="memory", policy="dense", budget=None, length=2048, kv_cells=2048),
           rec(suite="memory", policy="raas", budget=512, length=2048, kv_cells=512),
           rec(suite="memory", policy="quest", budget=512, length=2048, kv_cells=2048)]
-    assert report.memory_checks(ok) == ["met: kv_cells <= budget for every evicting policy and length",
+    assert memory.checks(ok) == ["met: kv_cells <= budget for every evicting policy and length",
                                         "met: dense and quest hold every token (kv_cells == length)"]
     bad = [rec(suite="memory", policy="h2o", budget=512, length=2048, kv_cells=513),
            rec(suite="memory", policy="quest", budget=512, length=2048, kv_cells=512)]
-    assert report.memory_checks(bad) == ["MISSED: kv_cells > budget in 1 records",
+    assert memory.checks(bad) == ["MISSED: kv_cells > budget in 1 records",
                                          "MISSED: dense or quest kv_cells != length in 1 records"]
 
 
 def test_accuracy_table_and_plot(tmp_path):
-    from raas_local.bench import plots, report
+    from raas_local.bench import accuracy
 
     recs = [rec(suite="accuracy", policy="dense", budget=None, length=256, accuracy=0.5, correct=21, n=42, answered=40,
                 mean_generated_tokens=200.0, peak_kv_cells=300, evictions=0, tok_per_s=70.0)]
     recs += [rec(suite="accuracy", policy=p, budget=b, length=256, accuracy=b / 1024, correct=b * 42 // 1024, n=42,
                  answered=42, mean_generated_tokens=210.0, peak_kv_cells=b, evictions=3, tok_per_s=None)
              for p in ("raas", "quest") for b in (256, 512)]
-    table = report.accuracy_table(recs).splitlines()
+    table = accuracy.table(recs).splitlines()
     assert table[2] == "| dense | all | 50.0% | 21 / 42 | 40 | 200 | 300 | 0 | 70.0 |"
     assert table[3] == "| quest | 256 | 25.0% | 10 / 42 | 42 | 210 | 256 | 3 | - |"
     assert len(table) == 2 + 5
-    plots.plot_accuracy(recs, tmp_path / "accuracy.png")
+    accuracy.plot(recs, tmp_path / "accuracy.png")
     assert (tmp_path / "accuracy.png").read_bytes()[:8] == PNG_MAGIC

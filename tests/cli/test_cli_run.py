@@ -76,9 +76,26 @@ def test_a_budget_too_small_for_the_prompt_names_the_smallest_that_works():
     assert_one_line_error(r, PolicyError.exit_code, "--budget", "or --policy dense")
 
 
-def test_page_size_zero_is_refused():
-    r = run_cli("run", "--page-size", "0", "-p", "hi")
-    assert_one_line_error(r, PolicyError.exit_code, "page size must be at least 1")
+@pytest.mark.parametrize("args,flag", [
+    (("run", "-n", "-5", "-p", "hi"), "-n/--max-tokens"),
+    (("run", "-t", "0", "-p", "hi"), "-t/--threads"),
+    (("run", "-c", "0", "-p", "hi"), "-c/--ctx-size"),
+    (("run", "--budget", "0", "-p", "hi"), "--budget"),
+    (("run", "--page-size", "0", "-p", "hi"), "--page-size"),
+    (("solve", "--sample", "--limit", "0"), "--limit"),
+    (("bench", "--reps", "0"), "--reps"),
+])
+def test_zero_or_negative_counts_are_usage_errors(args, flag):
+    """`run -n -5` once generated 0 tokens in silence: a count below 1 is argparse's one-line error."""
+    r = run_cli(*args, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if "error:" in ln]
+    assert len(errors) == 1 and f"argument {flag}: must be at least 1" in errors[0], r.stderr
+
+
+def test_a_policy_flag_for_another_kind_is_an_error_not_ignored():
+    r = run_cli("run", "--policy", "raas", "--heavy-ratio", "0.2", "-p", "hi", timeout=60)
+    assert_one_line_error(r, PolicyError.exit_code, "--heavy-ratio does not apply to policy raas (only to h2o)")
 
 
 @pytest.mark.slow

@@ -38,7 +38,7 @@ def make(kind: str, budget: int, page_size: int, ratio: float = 0.5, n_sink: int
 
 def check_invariants(eng, prev_table, evicted, n_prompt, budget):
     s = eng.cache_stats()
-    page_size = eng.policy.spec().page_size
+    page_size = eng.policy.page_size
     assert s.used <= budget
     assert s.pinned == n_prompt, "a pinned cell was freed"
     assert s.used == s.pinned + sum(p.n_cells for p in eng.page_table())

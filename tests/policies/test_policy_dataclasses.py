@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from raas_local.errors import PolicyError
-from raas_local.policies import KINDS, CachePolicy, H2OPolicy, QuestPolicy, StreamingPolicy
+from raas_local.policies import KINDS, CachePolicy, DensePolicy, H2OPolicy, QuestPolicy, RaasPolicy, StreamingPolicy
 
 
 def test_every_kind_is_registered():
@@ -31,20 +31,45 @@ def test_bad_fields_are_refused_with_one_line(kw, msg):
 
 
 def test_h2o_is_per_cell_and_splits_the_budget():
-    spec = CachePolicy(kind="h2o", budget=100, page_size=16, heavy_ratio=0.3).spec()
+    spec = CachePolicy(kind="h2o", budget=100, page_size=16, heavy_ratio=0.3)  # page size: another kind's setting
     assert isinstance(spec, H2OPolicy)
     assert spec.page_size == 1 and spec.recent == 70
-    assert spec.native_params(None)["page_size"] == 1
+    assert spec.native_params()["page_size"] == 1
+    assert spec.min_budget(10) == 12  # two single-cell pages
 
 
 def test_streaming_keeps_its_sinks_and_pages():
-    spec = CachePolicy(kind="streaming", budget=64, page_size=8, n_sink=2).spec()
+    spec = CachePolicy(kind="streaming", budget=64, page_size=8, n_sink=2)
     assert isinstance(spec, StreamingPolicy)
-    assert spec.native_params(None) == dict(kind=2, budget=64, page_size=8, refresh_ratio=1.0, n_sink=2)
+    assert spec.native_params() == dict(kind=2, budget=64, page_size=8, refresh_ratio=1.0, n_sink=2)
 
 
 def test_quest_attends_whole_pages_and_keeps_every_cell():
-    spec = CachePolicy(kind="quest", budget=100, page_size=16).spec()
+    spec = CachePolicy(kind="quest", budget=100, page_size=16)
     assert isinstance(spec, QuestPolicy)
     assert spec.top_pages == 6 and not spec.evicts
-    assert spec.native_params(None) == dict(kind=4, budget=100, page_size=16, refresh_ratio=1.0)
+    assert spec.native_params() == dict(kind=4, budget=100, page_size=16, refresh_ratio=1.0)
+
+
+def test_one_tag_names_a_run_everywhere():
+    """`raas-512` in file names, tables and progress lines alike (bench once said `raas@512`)."""
+    assert RaasPolicy(budget=512).tag == "raas-512"
+    assert QuestPolicy(budget=256).tag == "quest-256"  # quest's budget bounds attention, not memory: still named
+    assert CachePolicy(kind="h2o", budget=64).tag == "h2o-64"
+    assert DensePolicy().tag == "dense" and DensePolicy().budget is None  # dense has no budget
+
+
+def test_settings_belong_to_their_kinds():
+    assert DensePolicy.settings() == ()
+    assert RaasPolicy.settings() == ("budget", "page_size", "refresh_ratio")
+    assert H2OPolicy.settings() == ("budget", "heavy_ratio")
+    # a record's dict rebuilds the same policy
+    p = CachePolicy(kind="h2o", budget=300, heavy_ratio=0.2)
+    d = p.as_dict()
+    assert d == {"policy": "h2o", "budget": 300, "heavy_ratio": 0.2}
+    assert CachePolicy(kind=d.pop("policy"), **d) == p
+    with pytest.raises(PolicyError, match="no policy has a setting 'heavy'"):
+        CachePolicy(kind="h2o", heavy=0.2)
+    with pytest.raises(PolicyError, match="policy dense has no budget setting"):
+        DensePolicy().with_(budget=64)
+    assert RaasPolicy(budget=64).with_(budget=128) == RaasPolicy(budget=128)

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from raas_local.errors import InputError, PolicyError
-from raas_local.solve.cli import default_out_name, metrics_path_beside
+from raas_local.policies import CachePolicy
+from raas_local.solve.plan import default_out_name, metrics_path_beside
 from cli_testutil import assert_one_line_error
 
 
@@ -22,11 +23,11 @@ def run_cli(*args, cwd=None, timeout=300):
 
 
 def test_default_names():
-    assert default_out_name("data/gsm8k.jsonl", "smollm2-135m", "raas", 512) == \
+    assert default_out_name("data/gsm8k.jsonl", "smollm2-135m", CachePolicy(kind="raas", budget=512)) == \
         "gsm8k.smollm2-135m.raas-512.results.jsonl"
-    assert default_out_name("p.jsonl", "smollm2-135m", "dense", None) == "p.smollm2-135m.dense.results.jsonl"
+    assert default_out_name("p.jsonl", "smollm2-135m", CachePolicy(kind="dense")) == "p.smollm2-135m.dense.results.jsonl"
     # a model label that is not a plain name is made safe for a file name
-    assert default_out_name("p.jsonl", "org/repo:Q4", "raas", 256) == "p.org_repo_Q4.raas-256.results.jsonl"
+    assert default_out_name("p.jsonl", "org/repo:Q4", CachePolicy(kind="raas", budget=256)) == "p.org_repo_Q4.raas-256.results.jsonl"
 
 
 def test_metrics_beside_results():
@@ -34,8 +35,8 @@ def test_metrics_beside_results():
     assert metrics_path_beside("/x/out.jsonl") == Path("/x/out.metrics.json")
     assert metrics_path_beside("out.txt") == Path("out.txt.metrics.json")
     # two runs of a sweep never share a metrics file
-    a = metrics_path_beside(default_out_name("p.jsonl", "m", "raas", 256))
-    b = metrics_path_beside(default_out_name("p.jsonl", "m", "raas", 512))
+    a = metrics_path_beside(default_out_name("p.jsonl", "m", CachePolicy(kind="raas", budget=256)))
+    b = metrics_path_beside(default_out_name("p.jsonl", "m", CachePolicy(kind="raas", budget=512)))
     assert a != b
 
 
@@ -112,6 +113,7 @@ def test_resuming_another_runs_file_is_refused(tmp_path):
 def test_completed_run_loads_no_model(tmp_path, monkeypatch, capsys):
     """Every problem already in OUT: metrics are rewritten, the engine is never created."""
     import raas_local.cli as top
+    import raas_local.flags as flags
 
     p = tmp_path / "p.jsonl"
     p.write_text('{"id": "a", "problem": "1+1?", "answer": 2}\n{"id": "b", "problem": "2+2?", "answer": 4}\n')
@@ -120,10 +122,10 @@ def test_completed_run_loads_no_model(tmp_path, monkeypatch, capsys):
     out.write_text(json.dumps({"id": "a", "gold": "2", "extracted": "2", "correct": True, **base}) + "\n"
                    + json.dumps({"id": "b", "gold": "4", "extracted": "5", "correct": False, **base}) + "\n")
 
-    def no_engine(args):
+    def no_engine(args, policy=None):
         raise AssertionError("the engine must not be loaded")
 
-    monkeypatch.setattr(top, "engine_from_args", no_engine)
+    monkeypatch.setattr(flags, "engine_from_args", no_engine)
     assert top.main(["solve", str(p), "-o", str(out), "--budget", "256"]) == 0
     m = json.loads((tmp_path / "out.metrics.json").read_text())
     assert (m["n"], m["correct"], m["answered"], m["accuracy"]) == (2, 1, 2, 0.5)

@@ -227,3 +227,33 @@ def test_sweep_writes_the_table(tmp_path):
     assert len(table) == 2 + 3 and "| dense | n/a |" in table[-1]
     assert "| policy | budget | accuracy |" in r.stdout  # the table is printed too
     assert "| raas | 128 |" in r.stdout
+
+
+def test_h2o_heavy_ratio_reaches_the_run_and_its_records(tmp_path):
+    """`--heavy-ratio` used to be dropped by solve (it ran h2o at 0.5)."""
+    p = write_problems(tmp_path / "p.jsonl", PROBLEMS[:1])
+    out = tmp_path / "out.jsonl"
+    r = run_cli(str(p), "-o", str(out), "--policy", "h2o", "--heavy-ratio", "0.2", "--budget", "256", "-n", "8", *FAST)
+    assert r.returncode == 0, r.stderr
+    (rec,) = read_lines(out)
+    assert rec["run"]["policy"] == "h2o" and rec["run"]["heavy_ratio"] == 0.2
+    # a resume with another ratio is another run: refused, the file kept
+    r = run_cli(str(p), "-o", str(out), "--policy", "h2o", "--heavy-ratio", "0.3", "--budget", "256", "-n", "8", *FAST)
+    assert r.returncode == 4 and "Traceback" not in r.stderr
+    assert read_lines(out) == [rec]
+
+
+def test_h2o_budgets_are_checked_per_cell_not_per_page(tmp_path):
+    """solve's pre-check used two pages of 16 for h2o, whose pages are single cells, and so refused
+    budgets that `run` accepts."""
+    import re
+
+    p = write_problems(tmp_path / "p.jsonl", PROBLEMS[:1])
+    r = run_cli(str(p), "-o", str(tmp_path / "raas.jsonl"), "--policy", "raas", "--budget", "40", *FAST)
+    assert r.returncode == 3, r.stderr
+    n_prompt = int(re.search(r"use --budget (\d+)", r.stderr).group(1)) - 2 * 16  # raas: two pages of 16
+    out = tmp_path / "h2o.jsonl"
+    r = run_cli(str(p), "-o", str(out), "--policy", "h2o", "--budget", str(n_prompt + 2), "-n", "6", *FAST)
+    assert r.returncode == 0, r.stderr
+    (rec,) = read_lines(out)
+    assert rec["peak_kv_cells"] <= n_prompt + 2 and rec["generated_tokens"] > 0

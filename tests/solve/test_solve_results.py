@@ -10,7 +10,6 @@ from raas_local.errors import InputError
 from raas_local.solve.results import (
     ResultWriter,
     compute_metrics,
-    metrics_path_for,
     read_records,
     write_metrics,
 )
@@ -115,9 +114,7 @@ def test_metrics_empty():
 
 
 def test_write_metrics_atomic(tmp_path):
-    out = tmp_path / "out.jsonl"
-    path = metrics_path_for(out)
-    assert path == tmp_path / "metrics.json"
+    path = tmp_path / "metrics.json"
     write_metrics(path, {"accuracy": 0.5})
     write_metrics(path, {"accuracy": 0.75, "n": 4})
     assert json.loads(path.read_text()) == {"accuracy": 0.75, "n": 4}

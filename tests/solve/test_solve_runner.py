@@ -18,7 +18,6 @@ from raas_local.solve.runner import (
     GenerationResult,
     render_prompt,
     solve,
-    sweep_table,
 )
 
 PROBLEMS = [
@@ -159,6 +158,8 @@ def test_progress_bar_shows_live_accuracy(tmp_path):
 
 
 def test_sweep_table():
+    from raas_local.solve.output import sweep_table
+
     rows = [
         {"policy": "raas", "budget": 256, "accuracy": 0.5, "n": 4, "mean_generated_tokens": 100.0,
          "peak_kv_cells": 256, "tok_per_s": 40.0, "model": "m"},

@@ -12,7 +12,7 @@ import asyncio
 import pytest
 
 from raas_local.tui.app import ChatApp
-from raas_local.tui.generation import GenOptions
+from raas_local.sampling import Sampling
 from raas_local.tui.widgets.chat_log import AssistantTurn, Note, UserTurn
 
 from tui_testutil import record_notifications, wait_until, widget_text
@@ -22,7 +22,7 @@ SIZE = (120, 40)
 
 def make_app(engine, **opts) -> ChatApp:
     o = dict(max_tokens=300, temperature=0.0, ignore_eos=True) | opts
-    return ChatApp(engine=engine, options=GenOptions(**o), model_label="test model")
+    return ChatApp(engine=engine, options=Sampling(**o), model_label="test model")
 
 
 async def submit(pilot, text: str) -> None:
@@ -143,7 +143,7 @@ def test_escape_stops_and_the_next_question_works(engine):
             pinned_before = app.panel.state.pinned
 
             # a second turn: the engine is ready, only the new turn is prefilled and pinned
-            app.options = GenOptions(max_tokens=30, temperature=0.0, ignore_eos=True)
+            app.options = Sampling(max_tokens=30, temperature=0.0, ignore_eos=True)
             await submit(pilot, "And then?")
             await wait_until(pilot, lambda: app.phase == "idle" and len(app.replies) == 2, 60, what="second reply")
             second = app.replies[-1]
@@ -203,7 +203,7 @@ def test_model_that_fails_to_load_is_a_notification(tmp_path):
     bad.write_bytes(b"not a gguf file at all")
 
     async def go():
-        app = ChatApp(engine_factory=lambda: Engine(model=str(bad), n_threads=1), options=GenOptions(max_tokens=5))
+        app = ChatApp(engine_factory=lambda: Engine(model=str(bad), n_threads=1), options=Sampling(max_tokens=5))
         notes = record_notifications(app)
         async with app.run_test(size=SIZE) as pilot:
             await wait_until(pilot, lambda: app.phase == "nomodel", 30, what="load failure")

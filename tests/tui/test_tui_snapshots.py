@@ -11,7 +11,7 @@ from __future__ import annotations
 from textual.app import App, ComposeResult
 
 from raas_local.tui.app import ChatApp
-from raas_local.tui.generation import GenOptions
+from raas_local.sampling import Sampling
 from raas_local.tui.state import PageView, PanelState
 from raas_local.tui.widgets.cache_panel import CachePanel
 
@@ -48,7 +48,7 @@ async def _idle(pilot):
 
 
 def test_snapshot_chat_before_generation(snap_compare, engine):
-    app = ChatApp(engine=engine, options=GenOptions(max_tokens=8), model_label="SmolLM2-135M-Instruct (embedded)")
+    app = ChatApp(engine=engine, options=Sampling(max_tokens=8), model_label="SmolLM2-135M-Instruct (embedded)")
     assert snap_compare(app, terminal_size=SIZE, run_before=_idle)
 
 
@@ -58,7 +58,7 @@ def test_snapshot_cache_panel_mid_chain(snap_compare):
 
 def test_snapshot_conversation_with_thinking(snap_compare, engine):
     """A finished turn (thinking folded, Markdown answer) and one still thinking (block open)."""
-    app = ChatApp(engine=engine, options=GenOptions(max_tokens=8), model_label="a reasoning model")
+    app = ChatApp(engine=engine, options=Sampling(max_tokens=8), model_label="a reasoning model")
 
     async def run_before(pilot):
         await _idle(pilot)

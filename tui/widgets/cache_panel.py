@@ -108,7 +108,7 @@ class CachePanel(VerticalScroll):
         s = state
         self._set("panel-title", Text(f"KV cache · {s.policy}"))
         config = f"budget {s.budget} · page {s.page_size}"
-        if s.evicts and s.policy == "raas":
+        if s.evicts and s.refresh_ratio is not None:
             config += f" · refresh {s.refresh_ratio:g}"
         self._set("panel-config", Text(config, style="dim"))
         self.query_one("#budget-bar", BudgetBar).show(s)

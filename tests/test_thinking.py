@@ -1,4 +1,6 @@
-from raas_local.tui.thinking import ThinkSplitter, strip_thinking
+"""Thinking blocks: streamed split, history stripping, the engine's span."""
+
+from raas_local.thinking import ThinkSplitter, strip_thinking, think_span
 
 TAGS = ("<think>", "</think>")
 
@@ -50,3 +52,10 @@ def test_strip_thinking_matches_engine_rule():
     assert strip_thinking("a</think>B", TAGS) == "B"
     assert strip_thinking("plain", TAGS) == "plain"
     assert strip_thinking("<think>x</think>y", None) == "<think>x</think>y"
+
+
+def test_think_span_is_the_first_complete_block():
+    assert think_span("pre<think>a</think>B", TAGS) == (3, 19)
+    assert think_span("<think>unfinished", TAGS) is None
+    assert think_span("a</think>B", TAGS) is None  # the cache cannot tell where a template-opened block began
+    assert think_span("<think>x</think>y", None) is None

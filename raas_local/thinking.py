@@ -1,4 +1,9 @@
-"""Split a streamed reply into thinking and answer, and strip thinking for history.
+"""Thinking blocks: the one place that knows where a reply's thinking is.
+
+The engine drops a finished block from its cache (``think_span``), the chat
+shows thinking and answer apart as they stream (``ThinkSplitter``) and keeps
+replies without it (``strip_thinking``), and solve looks for the answer after
+it (``answer_region``).
 
 Decisions:
 - Tags may arrive split across tokens ("<thi" + "nk>"), so the splitter holds
@@ -12,6 +17,35 @@ Decisions:
 """
 
 from __future__ import annotations
+
+DEFAULT_THINK_TAGS = ("<think>", "</think>")
+
+
+def think_span(text: str, tags: tuple[str, str] | None) -> tuple[int, int] | None:
+    """(start, end) of the first complete thinking block in ``text``, tags included, or None."""
+    if not tags:
+        return None
+    open_tag, close_tag = tags
+    i = text.find(open_tag)
+    j = text.find(close_tag, i + len(open_tag)) if i >= 0 else -1
+    return (i, j + len(close_tag)) if j >= 0 else None
+
+
+def starts_in_thinking(prompt: str, tags: tuple[str, str] | None) -> bool:
+    """Whether the rendered prompt already opened the thinking block (the reply starts inside it)."""
+    return bool(tags) and prompt.rstrip().endswith(tags[0])
+
+
+def answer_region(text: str, think_tags: tuple[str, str] = DEFAULT_THINK_TAGS) -> str:
+    """The part of a reply that may hold its final answer: what follows the last closing tag when
+    anything does, else the whole text (no thinking, thinking never closed, or nothing after it).
+    A closing tag without an opening one counts (the template may open the block)."""
+    close_tag = think_tags[1]
+    idx = text.rfind(close_tag)
+    if idx < 0:
+        return text
+    after = text[idx + len(close_tag):]
+    return after if after.strip() else text
 
 
 def _partial_suffix(text: str, tag: str) -> int:
@@ -94,10 +128,11 @@ def strip_thinking(text: str, tags: tuple[str, str] | None) -> str:
     prefills the conversation again."""
     if not tags:
         return text
+    span = think_span(text, tags)
+    if span is not None:
+        return text[: span[0]] + text[span[1]:]
     open_tag, close_tag = tags
     i, j = text.find(open_tag), text.find(close_tag)
-    if i >= 0 and j >= 0:
-        return text[:i] + text[j + len(close_tag):]
     if i >= 0:
         return text[:i]
     if j >= 0:  # the template opened the block in the prompt

@@ -1,6 +1,6 @@
 """Decode speed inside the chat TUI vs the engine alone.
 
-    python -m raas_local.tui.bench_tui [MODEL] --budget 128 -n 300 --repeat 3
+    python -m raas_local.bench.tui_speed [MODEL] --budget 128 -n 300 --repeat 3
 
 Both sides run the same prompt, greedy, with ignore_eos, for N tokens, on one
 engine (loaded once, reset before each run), alternating engine / TUI so drift
@@ -18,34 +18,31 @@ import argparse
 import asyncio
 import statistics
 import sys
-import time
 
 from raas_local.argtypes import positive_int
-from raas_local.cli import add_model_flags, engine_from_args
+from raas_local import flags
+from raas_local.sampling import Sampling
 
 DEFAULT_PROMPT = "Write a long story about a robot who learns to paint."
 
 
+def sampling(n: int) -> Sampling:
+    return Sampling(max_tokens=n, temperature=0.0, ignore_eos=True)
+
+
 def engine_alone(engine, prompt: str, n: int) -> tuple[float, float, int]:
+    from raas_local.engine import collect
+
     engine.reset()
-    t_first = t_last = None
-    count, stats = 0, None
-    for ev in engine.generate(prompt, max_tokens=n, temperature=0.0, ignore_eos=True):
-        if ev.token is not None:
-            t_last = time.perf_counter()
-            t_first = t_first or t_last
-            count += 1
-        stats = ev.stats
-    wall = (count - 1) / (t_last - t_first) if count > 1 else 0.0
-    return wall, stats.tok_per_s, stats.cache.evictions
+    done = collect(engine.generate(prompt, sampling(n)))
+    return done.tok_per_s_wall, done.stats.tok_per_s, done.stats.cache.evictions
 
 
 async def _tui_once(engine, prompt: str, n: int, size=(120, 40)):
     from raas_local.tui.app import ChatApp
-    from raas_local.tui.generation import GenOptions
 
     engine.reset()
-    app = ChatApp(engine=engine, options=GenOptions(max_tokens=n, temperature=0.0, ignore_eos=True))
+    app = ChatApp(engine=engine, options=sampling(n))
     async with app.run_test(size=size) as pilot:
         while app.phase != "idle":
             await pilot.pause(0.02)
@@ -62,14 +59,15 @@ def tui(engine, prompt: str, n: int) -> tuple[float, float, int, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m raas_local.tui.bench_tui", description=__doc__.split("\n\n")[0])
-    add_model_flags(ap)
+    ap = argparse.ArgumentParser(prog="python -m raas_local.bench.tui_speed", description=__doc__.split("\n\n")[0])
+    flags.add_model_flags(ap)
+    flags.add_policy_flags(ap)
     ap.add_argument("-n", "--max-tokens", type=positive_int, default=300)
     ap.add_argument("-p", "--prompt", default=DEFAULT_PROMPT)
     ap.add_argument("--repeat", type=positive_int, default=3)
     ap.set_defaults(budget=128)
     args = ap.parse_args(argv)
-    engine = engine_from_args(args)
+    engine = flags.engine_from_args(args)
     try:
         engine_alone(engine, args.prompt, min(32, args.max_tokens))  # warm-up: caches, pages, first graph
         eng_runs, tui_runs = [], []
