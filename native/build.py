@@ -6,14 +6,18 @@ Steps, each failing with one clear line:
   2. check its sha256 against native/sdist.sha256;
   3. extract it, copy native/*.cpp|*.h into vendor/llama.cpp/src/raas/;
   4. apply patches/*.patch in order (the error names the patch, file and hunk);
-  5. build the wheel (CPU, or CUDA with --cuda / RAAS_CUDA=1) with pip;
+  5. build the wheel (CPU, or CUDA with --cuda / RAAS_CUDA=1: see "CUDA"
+     below for the architecture, cuBLAS and libcuda) with pip;
   6. cache it under <cache>/wheels/<key>/, key = sha256 of every input:
-     sdist, patches, native sources, CMake flags, Python tag, CPU;
+     sdist, patches, native sources, CMake flags, Python tag, CPU (and for
+     CUDA the toolkit's and cuBLAS's versions);
   7. with --install, pip-install it (--no-deps, so nothing can pull the stock
      llama-cpp-python); a repeat with nothing changed takes seconds.
 
 The wheel's version is 0.3.36+raas.<key8>, so `pip list` shows which build is
-installed and an installed build that matches the key is left alone.
+installed and an installed build that matches the key is left alone. An
+--install records the backend in the venv, and a later --install without
+--cuda/--cpu or RAAS_CUDA keeps it.
 """
 
 from __future__ import annotations
@@ -551,8 +555,8 @@ def build(args: argparse.Namespace) -> Path:
 
     patches = patch_files(Path(args.patches))
     sources = native_sources(Path(args.native))
-    use_cuda, arch = chosen_backend(args)
-    cuda = cuda_build(arch) if use_cuda else None
+    args.cuda, arch = chosen_backend(args)  # resolved: later steps read args.cuda
+    cuda = cuda_build(arch) if args.cuda else None
     cmake_args = cmake_args_for(cuda)
     key = cache_key(sdist_sha, patches, sources, cmake_args, cuda.key_extra() if cuda else [])
     version = f"{VERSION}+raas.{key[:8]}"
@@ -567,7 +571,7 @@ def build(args: argparse.Namespace) -> Path:
             wheel = build_into_slot(sdist, cache, slot, key, version, patches, sources, build_args, args)
     if args.install:
         install(wheel, version)
-        BACKEND_FILE.write_text(json.dumps({"cuda": use_cuda, "arch": arch if use_cuda else None}) + "\n")
+        BACKEND_FILE.write_text(json.dumps({"cuda": args.cuda, "arch": arch if args.cuda else None}) + "\n")
     print(wheel)
     return wheel
 
