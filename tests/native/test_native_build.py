@@ -246,3 +246,16 @@ def test_backend_choice_is_kept_by_later_installs(b, tmp_path, monkeypatch):
     monkeypatch.setenv("RAAS_CUDA", "yes")
     with pytest.raises(b.BuildError, match="use RAAS_CUDA=1 \\(CUDA\\) or RAAS_CUDA=0 \\(CPU\\)"):
         b.chosen_backend(b.parse_args(["--install"]))
+
+
+def test_an_installed_cuda_wheel_finds_cublas_without_ld_library_path():
+    import llama_cpp
+
+    lib = Path(llama_cpp.__file__).parent / "lib" / "libggml-cuda.so"
+    if not lib.exists():
+        pytest.skip("the CPU wheel is installed (make setup RAAS_CUDA=1 installs the CUDA one)")
+    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+    out = subprocess.run(["ldd", str(lib)], capture_output=True, text=True, env=env, timeout=60).stdout
+    assert "not found" not in out, out
+    cublas = next(ln for ln in out.splitlines() if "libcublas.so" in ln)
+    assert "=> /" in cublas, cublas
