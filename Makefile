@@ -8,7 +8,7 @@ PROMPT  ?= What is 17*23? Answer briefly.
 BUDGET  ?= 512
 PYTEST_ARGS ?=
 
-.PHONY: setup deps native run test test-fast bench clean
+.PHONY: setup deps native run test test-fast test-gpu bench clean
 
 setup: deps native
 
@@ -22,8 +22,10 @@ $(VENV)/.deps: pyproject.toml
 
 deps: $(VENV)/.deps
 
+# RAAS_CUDA=1 / RAAS_CUDA_ARCH reach build.py through the environment; the venv
+# keeps the backend it last installed, so a later `make test` keeps a CUDA wheel
 native: deps
-	$(VPY) native/build.py --install $(if $(RAAS_CUDA),--cuda,)
+	$(VPY) native/build.py --install
 
 run: setup
 	$(VENV)/bin/raas-local run --budget $(BUDGET) -p "$(PROMPT)"
@@ -33,6 +35,10 @@ test: setup
 
 test-fast: setup
 	$(VPY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# the GPU lane (tests/gpu): every layer offloaded; skips without a GPU
+test-gpu: setup
+	$(VPY) -m pytest -q -m gpu tests/gpu $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

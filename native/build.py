@@ -6,27 +6,36 @@ Steps, each failing with one clear line:
   2. check its sha256 against native/sdist.sha256;
   3. extract it, copy native/*.cpp|*.h into vendor/llama.cpp/src/raas/;
   4. apply patches/*.patch in order (the error names the patch, file and hunk);
-  5. build the wheel (CPU, or CUDA with --cuda / RAAS_CUDA=1) with pip;
+  5. build the wheel (CPU, or CUDA with --cuda / RAAS_CUDA=1: see "CUDA"
+     below for the architecture, cuBLAS and libcuda) with pip;
   6. cache it under <cache>/wheels/<key>/, key = sha256 of every input:
-     sdist, patches, native sources, CMake flags, Python tag, CPU;
+     sdist, patches, native sources, CMake flags, Python tag, CPU (and for
+     CUDA the toolkit's and cuBLAS's versions);
   7. with --install, pip-install it (--no-deps, so nothing can pull the stock
      llama-cpp-python); a repeat with nothing changed takes seconds.
 
 The wheel's version is 0.3.36+raas.<key8>, so `pip list` shows which build is
-installed and an installed build that matches the key is left alone.
+installed and an installed build that matches the key is left alone. An
+--install records the backend in the venv, and a later --install without
+--cuda/--cpu or RAAS_CUDA keeps it.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
+import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -136,13 +145,16 @@ def cpu_signature() -> str:
     return platform.processor() or "unknown"
 
 
-def cache_key(sdist_sha: str, patches: list[Path], sources: list[Path], cmake_args: list[str]) -> str:
+def cache_key(sdist_sha: str, patches: list[Path], sources: list[Path], cmake_args: list[str],
+              extra: list[str] = ()) -> str:
     h = hashlib.sha256()
     h.update(f"sdist {sdist_sha}\n".encode())
     for kind, files in (("patch", patches), ("native", sources)):
         for p in files:
             h.update(f"{kind} {p.name} {sha256_file(p)}\n".encode())
     h.update(("cmake " + " ".join(cmake_args) + "\n").encode())
+    for line in extra:
+        h.update(f"{line}\n".encode())
     h.update(f"py {sys.implementation.cache_tag} {platform.machine()} {cpu_signature()}\n".encode())
     return h.hexdigest()
 
@@ -211,18 +223,177 @@ def prepare_tree(sdist: Path, work: Path, patches: list[Path], sources: list[Pat
     return src
 
 
-# -- 5: the wheel ------------------------------------------------------------
+# -- 5: CUDA ------------------------------------------------------------------
+#
+# A CUDA build needs nvcc, the GPU's architecture and cuBLAS. Many machines
+# have a partial toolkit (nvcc and the runtime, no cuBLAS) and no GPU driver
+# (a build box, CI): cuBLAS then comes from NVIDIA's PyPI package for the
+# toolkit's major.minor, installed into this venv, and the built library finds
+# it at run time through a relative RUNPATH; without a driver there is no
+# libcuda to link, so ggml's VMM pool (the one user of libcuda) is left out.
+
+CUDA_ARCH_RE = re.compile(r"\d+[af]?(-real|-virtual)?")
 
 
-def cuda_arch() -> str:
+@dataclass(frozen=True)
+class Cublas:
+    """cuBLAS headers and libraries: the toolkit's, or a PyPI package's."""
+
+    include: Path
+    lib: Path  # the folder holding libcublas.so.N and libcublasLt.so.N
+    package: str | None = None  # "nvidia-cublas==13.0.2.14" when from PyPI
+
+    def library(self, name: str) -> Path:
+        found = sorted(self.lib.glob(f"lib{name}.so*"), key=lambda p: len(p.name))
+        if not found:
+            raise BuildError(f"no lib{name}.so in {self.lib}")
+        return found[0]
+
+
+@dataclass(frozen=True)
+class CudaToolkit:
+    nvcc: Path
+    version: str  # "13.0"
+    include: Path
+    libs: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class CudaBuild:
+    """Everything a CUDA build needs to know; key_args go into the cache key."""
+
+    toolkit: CudaToolkit
+    arch: str  # CMAKE_CUDA_ARCHITECTURES
+    driver: bool  # libcuda is present: link it and keep VMM on
+    cublas: Cublas
+
+    def key_args(self) -> list[str]:
+        # only the architectures asked for; the default FA kernel set, not all quant pairs;
+        # NCCL is for several GPUs
+        args = ["-DGGML_CUDA=ON", f"-DCMAKE_CUDA_ARCHITECTURES={self.arch}",
+                "-DGGML_CUDA_FA_ALL_QUANTS=OFF", "-DGGML_CUDA_NCCL=OFF"]
+        if not self.driver:
+            args.append("-DGGML_CUDA_NO_VMM=ON")
+        if self.cublas.package:
+            # llama_cpp/lib/ and nvidia/cuNN/lib/ share site-packages in every venv, so
+            # the relative path is the same for all of them; \$ survives the generator's shell
+            rel = os.path.relpath(self.cublas.lib, Path(sysconfig.get_paths()["platlib"]) / "llama_cpp" / "lib")
+            args.append(f"-DCMAKE_SHARED_LINKER_FLAGS=-Wl,-rpath,\\$ORIGIN/{rel}")
+        return args
+
+    def key_extra(self) -> list[str]:
+        return [f"cuda {self.toolkit.version}", f"cublas {self.cublas.package or 'toolkit'}"]
+
+    def path_args(self) -> list[str]:
+        """Paths on this machine: passed to CMake, left out of the key."""
+        args = [f"-DCMAKE_CUDA_COMPILER={self.toolkit.nvcc}"]
+        if self.cublas.package:
+            args += [f"-DCUDA_cublas_LIBRARY={self.cublas.library('cublas')}",
+                     f"-DCUDA_cublasLt_LIBRARY={self.cublas.library('cublasLt')}",
+                     f"-DCMAKE_CUDA_FLAGS=-I{self.cublas.include}", f"-DCMAKE_CXX_FLAGS=-I{self.cublas.include}"]
+        return args
+
+
+def find_nvcc() -> Path:
+    home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
+    for cand in (os.environ.get("CUDACXX"), home and f"{home}/bin/nvcc", shutil.which("nvcc"),
+                 "/usr/local/cuda/bin/nvcc"):
+        if cand and Path(cand).is_file():
+            return Path(cand)
+    raise BuildError("a CUDA build needs nvcc: none on PATH, in CUDACXX, CUDA_HOME or /usr/local/cuda (install the CUDA toolkit)")
+
+
+def cuda_toolkit(nvcc: Path) -> CudaToolkit:
+    """The toolkit as nvcc itself reports it (nvcc may be a wrapper script elsewhere)."""
+    try:
+        version = subprocess.run([str(nvcc), "--version"], capture_output=True, text=True, timeout=60).stdout
+        dry = subprocess.run([str(nvcc), "--dryrun", "-c", "-x", "cu", os.devnull, "-o", os.devnull],
+                             capture_output=True, text=True, timeout=60).stderr
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BuildError(f"could not run {nvcc}: {e}") from e
+    m = re.search(r"release (\d+)\.(\d+)", version)
+    top = re.search(r"^#\$ TOP=(.+)$", dry, re.M)
+    if not m or not top:
+        raise BuildError(f"{nvcc} did not report its CUDA version and folder (`nvcc --version`, `nvcc --dryrun`)")
+    root = Path(top.group(1).strip()).resolve()
+    include = next((Path(p).resolve() for p in re.findall(r'-I"?([^" ]+)', dry)), root / "include")
+    libs = tuple(Path(p).resolve() for p in re.findall(r'-L"?([^" ]+)', dry) if "stubs" not in p) or (root / "lib64",)
+    return CudaToolkit(root / "bin" / "nvcc", f"{m.group(1)}.{m.group(2)}", include, libs)
+
+
+def cuda_arch(requested: str | None) -> str:
+    """CMAKE_CUDA_ARCHITECTURES: as asked (RAAS_CUDA_ARCH), else this machine's GPUs."""
+    if requested:
+        archs = [a.strip() for a in requested.replace(",", ";").split(";") if a.strip()]
+        if not archs or not all(CUDA_ARCH_RE.fullmatch(a) for a in archs):
+            raise BuildError(f"RAAS_CUDA_ARCH={requested!r} is not a list of compute capabilities such as 90 or 86;90")
+        return ";".join(archs)
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=30).stdout.split()
-        if out:
-            return out[0].replace(".", "")
     except (OSError, subprocess.TimeoutExpired):
-        pass
-    return "native"
+        out = []
+    caps = sorted({c.replace(".", "") for c in out if re.fullmatch(r"\d+\.\d+", c)})
+    if not caps:
+        raise BuildError("no GPU found by nvidia-smi to build for: set RAAS_CUDA_ARCH to its compute capability "
+                         "(e.g. RAAS_CUDA_ARCH=90 for an H100, 86 for an RTX 3090)")
+    return ";".join(caps)
+
+
+def has_cuda_driver() -> bool:
+    import ctypes.util
+
+    return ctypes.util.find_library("cuda") is not None
+
+
+def toolkit_cublas(tk: CudaToolkit) -> Cublas | None:
+    lib = next((d for d in tk.libs if any(d.glob("libcublas.so*"))), None)
+    if lib and (tk.include / "cublas_v2.h").is_file():
+        return Cublas(tk.include, lib)
+    return None
+
+
+def cublas_package(cuda_version: str) -> tuple[str, str]:
+    """NVIDIA's PyPI package of cuBLAS for a toolkit: (name, requirement)."""
+    major, minor = cuda_version.split(".")
+    name = "nvidia-cublas" if int(major) >= 13 else f"nvidia-cublas-cu{major}"
+    # same major.minor as nvcc: a newer cuBLAS minor may need a newer CUDA runtime than the toolkit's
+    return name, f"{name}=={major}.{minor}.*"
+
+
+def pypi_cublas(cuda_version: str) -> Cublas:
+    """cuBLAS from PyPI, installed into this Python's environment unless a matching one is there."""
+    from importlib import metadata
+
+    name, requirement = cublas_package(cuda_version)
+    try:
+        have = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        have = None
+    if not (have and have.startswith(cuda_version + ".")):
+        log(f"the CUDA toolkit has no cuBLAS: installing {requirement} from PyPI")
+        r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", requirement], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise BuildError(f"the CUDA toolkit has no cuBLAS and pip could not install {requirement}: "
+                             f"{pip_failure_reason(r.stdout + r.stderr)}")
+        importlib.invalidate_caches()
+    dist = metadata.distribution(name)
+    files = [Path(str(dist.locate_file(f))).resolve() for f in dist.files or []]
+    header = next((f for f in files if f.name == "cublas_v2.h"), None)
+    lib = next((f for f in files if f.name.startswith("libcublas.so")), None)
+    if header is None or lib is None:
+        raise BuildError(f"{name} {dist.version} holds no cublas_v2.h or libcublas.so")
+    return Cublas(header.parent, lib.parent, f"{name}=={dist.version}")
+
+
+def cuda_build(requested_arch: str | None) -> CudaBuild:
+    tk = cuda_toolkit(find_nvcc())
+    arch = cuda_arch(requested_arch)
+    cublas = toolkit_cublas(tk) or pypi_cublas(tk.version)
+    return CudaBuild(tk, arch, has_cuda_driver(), cublas)
+
+
+# -- 5: the wheel ------------------------------------------------------------
 
 
 # /proc/cpuinfo flag -> ggml option, for x86 builds without -march=native
@@ -251,21 +422,22 @@ def cpu_cmake_args() -> list[str]:
     return args
 
 
-def cmake_args_for(cuda: bool, arch: str | None) -> list[str]:
-    args = list(BASE_CMAKE_ARGS) + cpu_cmake_args()
-    if cuda:
-        args += ["-DGGML_CUDA=on", f"-DCMAKE_CUDA_ARCHITECTURES={arch or cuda_arch()}"]
-    return args
+def cmake_args_for(cuda: CudaBuild | None) -> list[str]:
+    """The CMake flags that go into the cache key (no paths of this machine)."""
+    return list(BASE_CMAKE_ARGS) + cpu_cmake_args() + (cuda.key_args() if cuda else [])
 
 
 def build_wheel(src: Path, out: Path, cmake_args: list[str], jobs: int, isolation: bool) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
-    env["CMAKE_ARGS"] = " ".join(cmake_args)
+    # scikit-build-core splits CMAKE_ARGS with shlex: quote each flag
+    env["CMAKE_ARGS"] = shlex.join(cmake_args)
     env["CMAKE_BUILD_PARALLEL_LEVEL"] = str(jobs)
     if shutil.which("ccache"):
         # stable paths under the cache make repeat builds after a patch change mostly cache hits
         env["CMAKE_ARGS"] += " -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache"
+        if any(a.startswith("-DGGML_CUDA=ON") for a in cmake_args):
+            env["CMAKE_ARGS"] += " -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache"
         env.setdefault("CCACHE_BASEDIR", str(src))
     cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(out), str(src)]
     if not isolation:
@@ -349,6 +521,35 @@ def backend_name(args: argparse.Namespace) -> str:
     return "cuda" if args.cuda else "cpu"
 
 
+# the backend installed into this venv, so that a later set-up keeps it
+BACKEND_FILE = Path(sys.prefix) / "raas-local-backend.json"
+
+
+def chosen_backend(args: argparse.Namespace) -> tuple[bool, str | None]:
+    """CUDA or CPU, and the CUDA architectures asked for.
+
+    --cuda/--cpu or RAAS_CUDA=1/0 choose; without either, an --install keeps the
+    backend installed last in this venv (so `make test` after
+    `make setup RAAS_CUDA=1` keeps the CUDA wheel) and a plain build is CPU.
+    """
+    recorded = {}
+    if args.install and BACKEND_FILE.is_file():
+        try:
+            recorded = json.loads(BACKEND_FILE.read_text())
+        except ValueError:
+            recorded = {}
+    cuda = args.cuda
+    env = os.environ.get("RAAS_CUDA", "")
+    if cuda is None and env:
+        if env not in ("0", "1"):
+            raise BuildError(f"RAAS_CUDA={env!r}: use RAAS_CUDA=1 (CUDA) or RAAS_CUDA=0 (CPU)")
+        cuda = env == "1"
+    if cuda is None:
+        cuda = bool(recorded.get("cuda"))
+    arch = args.cuda_arch or os.environ.get("RAAS_CUDA_ARCH") or recorded.get("arch")
+    return cuda, arch
+
+
 def build(args: argparse.Namespace) -> Path:
     cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     sdist = Path(args.sdist) if args.sdist else fetch_sdist(cache)
@@ -360,8 +561,10 @@ def build(args: argparse.Namespace) -> Path:
 
     patches = patch_files(Path(args.patches))
     sources = native_sources(Path(args.native))
-    cmake_args = cmake_args_for(args.cuda, args.cuda_arch)
-    key = cache_key(sdist_sha, patches, sources, cmake_args)
+    args.cuda, arch = chosen_backend(args)  # resolved: later steps read args.cuda
+    cuda = cuda_build(arch) if args.cuda else None
+    cmake_args = cmake_args_for(cuda)
+    key = cache_key(sdist_sha, patches, sources, cmake_args, cuda.key_extra() if cuda else [])
     version = f"{VERSION}+raas.{key[:8]}"
     slot = cache / "wheels" / key
     hit = sorted(slot.glob("*.whl")) if not args.force else []
@@ -369,12 +572,14 @@ def build(args: argparse.Namespace) -> Path:
         with build_lock(cache, backend_name(args)):
             hit = sorted(slot.glob("*.whl")) if not args.force else []  # built while we waited?
             if not hit:
-                wheel = build_into_slot(sdist, cache, slot, version, patches, sources, cmake_args, args)
+                build_args = cmake_args + (cuda.path_args() if cuda else [])
+                wheel = build_into_slot(sdist, cache, slot, version, patches, sources, build_args, args)
     if hit:
         log(f"cache hit: {hit[0]}")
         wheel = hit[0]
     if args.install:
         install(wheel, version)
+        BACKEND_FILE.write_text(json.dumps({"cuda": args.cuda, "arch": arch if args.cuda else None}) + "\n")
     print(wheel)
     return wheel
 
@@ -382,10 +587,13 @@ def build(args: argparse.Namespace) -> Path:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--install", action="store_true", help="pip-install the wheel into this Python")
-    ap.add_argument("--cuda", action="store_true", default=os.environ.get("RAAS_CUDA") == "1",
-                    help="build the CUDA backend (also RAAS_CUDA=1)")
-    ap.add_argument("--cuda-arch", default=os.environ.get("RAAS_CUDA_ARCH"),
-                    help="CMAKE_CUDA_ARCHITECTURES (default: the GPU's, from nvidia-smi)")
+    backend = ap.add_mutually_exclusive_group()
+    backend.add_argument("--cuda", action="store_const", const=True, dest="cuda",
+                         help="build the CUDA backend (also RAAS_CUDA=1; kept by later --install runs)")
+    backend.add_argument("--cpu", action="store_const", const=False, dest="cuda",
+                         help="build the CPU backend (also RAAS_CUDA=0)")
+    ap.add_argument("--cuda-arch", help="CMAKE_CUDA_ARCHITECTURES, e.g. 90 or 86;90 (also RAAS_CUDA_ARCH; "
+                    "default: the GPUs nvidia-smi lists)")
     ap.add_argument("--cache-dir", help="cache root (default: raas_local.paths.cache_home())")
     ap.add_argument("--sdist", help="use this sdist file instead of downloading it")
     ap.add_argument("--sdist-sha256", help="expected sha256 (default: native/sdist.sha256)")

@@ -106,6 +106,12 @@ class _Turn:
     text: list[str] = field(default_factory=list)  # each token's text, in order
 
 
+def flash_attn_for(policy: CachePolicy, asked: bool, on_gpu: bool) -> bool:
+    """Flash attention as asked, unless layers are on a GPU whose flash attention cannot
+    take the policy's mask (quest's per-head mask): then none, so attention stays on the GPU."""
+    return asked and not (on_gpu and not getattr(policy.spec(), "gpu_flash_attn", True))
+
+
 class Engine:
     def __init__(
         self,
@@ -148,13 +154,14 @@ class Engine:
         if self.llm is not None:
             self.llm.close()
         n_ctx = self._context_cells()
+        self.flash_attn_used = self._flash_attn_for(self.policy)
         try:
             self.llm = Llama(
                 model_path=str(self.model_path),
                 n_ctx=n_ctx,
                 n_batch=self.n_batch if n_ctx == 0 else min(self.n_batch, n_ctx),
                 n_gpu_layers=self.n_gpu_layers,
-                flash_attn=self.flash_attn,
+                flash_attn=self.flash_attn_used,
                 seed=self.seed,
                 n_threads=self.n_threads,
                 n_threads_batch=self.n_threads,
@@ -201,6 +208,10 @@ class Engine:
             bos_token=piece(llama_cpp.llama_vocab_bos(self.vocab)),
         )
 
+    def _flash_attn_for(self, policy: CachePolicy) -> bool:
+        on_gpu = self.n_gpu_layers > 0 and bool(llama_cpp.llama_supports_gpu_offload())
+        return flash_attn_for(policy, self.flash_attn, on_gpu)
+
     def _apply_policy(self) -> None:
         native.set_policy(self.ctx, **self.policy.native_params())
 
@@ -208,7 +219,8 @@ class Engine:
         """Switch policy or budget; clears the conversation. Reloads the context if it needs more cells."""
         old = self.policy
         self.policy = policy
-        if policy.evicts and policy.budget > self.n_cells or (old.evicts != policy.evicts and not self._n_ctx_arg):
+        if (policy.evicts and policy.budget > self.n_cells or (old.evicts != policy.evicts and not self._n_ctx_arg)
+                or self._flash_attn_for(policy) != self.flash_attn_used):
             self._load()
         else:
             self._apply_policy()

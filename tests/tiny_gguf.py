@@ -28,6 +28,7 @@ class TinyConfig:
     eps: float = 1e-5
     seed: int = 0
     attn_out_scale: float = 0.2
+    qk_scale: float = 0.4  # the Q and K projections' weight scale (wider models want less)
     weights: dict = field(default_factory=dict)
 
     @property
@@ -86,8 +87,8 @@ def write_llama(path: Path, cfg: TinyConfig | None = None) -> TinyConfig:
     t("token_embd.weight", (n_vocab, cfg.n_embd), 1.0)
     for i in range(cfg.n_layer):
         ones(f"blk.{i}.attn_norm.weight", cfg.n_embd)
-        t(f"blk.{i}.attn_q.weight", (cfg.n_head * hd, cfg.n_embd))
-        t(f"blk.{i}.attn_k.weight", (cfg.n_head_kv * hd, cfg.n_embd))
+        t(f"blk.{i}.attn_q.weight", (cfg.n_head * hd, cfg.n_embd), cfg.qk_scale)
+        t(f"blk.{i}.attn_k.weight", (cfg.n_head_kv * hd, cfg.n_embd), cfg.qk_scale)
         t(f"blk.{i}.attn_v.weight", (cfg.n_head_kv * hd, cfg.n_embd))
         t(f"blk.{i}.attn_output.weight", (cfg.n_embd, cfg.n_head * hd), cfg.attn_out_scale)
         ones(f"blk.{i}.ffn_norm.weight", cfg.n_embd)

@@ -27,6 +27,12 @@ class QuestPolicy(Policy):
     page_size: int = PAGE_SIZE
     native_kind = 4
     evicts = False
+    # Its mask differs per head ([n_kv, 1, n_head]). ggml-cuda's flash attention takes one
+    # mask for all heads (fattn.cu has no kernel for mask->ne[2] != 1), so llama.cpp's
+    # scheduler would run every offloaded layer's attention on the CPU, copying K and V each
+    # token; ggml-cuda's soft_max broadcasts a per-head mask (softmax.cu), so with layers on
+    # a GPU quest runs without flash attention (Engine.flash_attn_for).
+    gpu_flash_attn = False
 
     def __post_init__(self):
         check_pages(self.budget, self.page_size)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
+import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -77,7 +80,9 @@ def setup(tmp_path):
 def build(tmp, sdist, sha, patches, native):
     cmd = [sys.executable, str(BUILD), "--sdist", str(sdist), "--sdist-sha256", sha, "--patches", str(patches),
            "--native", str(native), "--cache-dir", str(tmp / "cache"), "--no-build-isolation"]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    # a CUDA set-up (RAAS_CUDA=1 make test) must not turn these CPU builds into CUDA ones
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAAS_CUDA")}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
 
 
 def test_wrong_sha256_is_refused(setup):
@@ -171,3 +176,133 @@ def test_failed_download_is_one_line_naming_pips_cause_and_its_log(tmp_path):
     assert "No matching distribution" in last or "Could not find a version" in last, last
     log = Path(last.rsplit("pip's output: ", 1)[1].rstrip(")"))
     assert log.is_file() and "127.0.0.1:9" in log.read_text()
+
+
+# -- CUDA: the flags, the cuBLAS package, the backend choice --------------------
+
+
+@pytest.fixture
+def b(monkeypatch):
+    """native/build.py as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("raas_native_build", BUILD)
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, mod)  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_cuda_without_a_gpu_or_arch_is_one_line(setup, tmp_path):
+    tmp, sdist, sha, patches, native = setup
+    nvcc = shutil.which("nvcc") or "/usr/local/cuda/bin/nvcc"
+    if not Path(nvcc).exists():
+        pytest.skip("no nvcc here")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAAS_CUDA")}
+    env["PATH"] = f"{Path(nvcc).parent}:/usr/bin:/bin"  # no nvidia-smi
+    if shutil.which("nvidia-smi", path=env["PATH"]):
+        pytest.skip("nvidia-smi is here")
+    cmd = [sys.executable, str(BUILD), "--cuda", "--sdist", str(sdist), "--sdist-sha256", sha, "--patches", str(patches),
+           "--native", str(native), "--cache-dir", str(tmp / "cache"), "--no-build-isolation"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        "native/build: error: no GPU found by nvidia-smi to build for: set RAAS_CUDA_ARCH to its compute capability "
+        "(e.g. RAAS_CUDA_ARCH=90 for an H100, 86 for an RTX 3090)")
+    bad = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=dict(env, RAAS_CUDA_ARCH="sm_90"))
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines()[-1] == (
+        "native/build: error: RAAS_CUDA_ARCH='sm_90' is not a list of compute capabilities such as 90 or 86;90")
+
+
+def test_cuda_arch_is_taken_as_asked(b):
+    assert b.cuda_arch("90") == "90"
+    assert b.cuda_arch("86, 90") == "86;90"
+    assert b.cuda_arch("90-real;120a") == "90-real;120a"
+
+
+def test_cublas_package_matches_the_toolkit_major_minor(b):
+    assert b.cublas_package("13.0") == ("nvidia-cublas", "nvidia-cublas==13.0.*")
+    assert b.cublas_package("12.4") == ("nvidia-cublas-cu12", "nvidia-cublas-cu12==12.4.*")
+
+
+def _cuda(b, tmp_path, driver: bool, package: str | None):
+    lib = tmp_path / "site-packages" / "nvidia" / "cu13" / "lib"
+    lib.mkdir(parents=True)
+    for name in ("libcublas.so.13", "libcublasLt.so.13"):
+        (lib / name).touch()
+    tk = b.CudaToolkit(Path("/opt/cuda/bin/nvcc"), "13.0", Path("/opt/cuda/include"), (Path("/opt/cuda/lib64"),))
+    return b.CudaBuild(tk, "90", driver, b.Cublas(lib.parent / "include", lib, package))
+
+
+def test_cuda_flags_without_driver_and_with_cublas_from_pypi(b, tmp_path, monkeypatch):
+    monkeypatch.setattr(b.sysconfig, "get_paths", lambda: {"platlib": str(tmp_path / "site-packages")})
+    cuda = _cuda(b, tmp_path, driver=False, package="nvidia-cublas==13.0.2.14")
+    args = cuda.key_args()
+    assert "-DCMAKE_CUDA_ARCHITECTURES=90" in args and "-DGGML_CUDA_NO_VMM=ON" in args
+    assert "-DGGML_CUDA_FA_ALL_QUANTS=OFF" in args
+    # llama_cpp/lib/ -> nvidia/cu13/lib/ in the same site-packages; \$ survives the generator's shell
+    assert "-DCMAKE_SHARED_LINKER_FLAGS=-Wl,-rpath,\\$ORIGIN/../../nvidia/cu13/lib" in args
+    lib = tmp_path / "site-packages" / "nvidia" / "cu13" / "lib"
+    assert cuda.path_args() == [
+        "-DCMAKE_CUDA_COMPILER=/opt/cuda/bin/nvcc",
+        f"-DCUDA_cublas_LIBRARY={lib}/libcublas.so.13", f"-DCUDA_cublasLt_LIBRARY={lib}/libcublasLt.so.13",
+        f"-DCMAKE_CUDA_FLAGS=-I{lib.parent}/include", f"-DCMAKE_CXX_FLAGS=-I{lib.parent}/include"]
+    # paths of this machine stay out of the key: only the package's version goes in
+    assert not any(str(tmp_path) in a for a in args)
+    assert cuda.key_extra() == ["cuda 13.0", "cublas nvidia-cublas==13.0.2.14"]
+
+
+def test_cuda_flags_with_driver_and_the_toolkits_cublas(b, tmp_path):
+    cuda = _cuda(b, tmp_path, driver=True, package=None)
+    assert "-DGGML_CUDA_NO_VMM=ON" not in cuda.key_args()
+    assert not any("rpath" in a for a in cuda.key_args())
+    assert cuda.path_args() == ["-DCMAKE_CUDA_COMPILER=/opt/cuda/bin/nvcc"]
+
+
+def test_cuda_and_cpu_wheels_have_different_keys(b, tmp_path):
+    cuda = _cuda(b, tmp_path, driver=False, package="nvidia-cublas==13.0.2.14")
+    cpu_key = b.cache_key("0" * 64, [], [], b.cmake_args_for(None))
+    cuda_key = b.cache_key("0" * 64, [], [], b.cmake_args_for(cuda), cuda.key_extra())
+    newer = b.cache_key("0" * 64, [], [], b.cmake_args_for(cuda), ["cuda 13.0", "cublas nvidia-cublas==13.0.3.1"])
+    assert len({cpu_key, cuda_key, newer}) == 3
+
+
+def test_the_toolkit_is_read_from_nvcc(b):
+    try:
+        nvcc = b.find_nvcc()
+    except b.BuildError:
+        pytest.skip("no nvcc here")
+    tk = b.cuda_toolkit(nvcc)
+    assert re.fullmatch(r"\d+\.\d+", tk.version)
+    assert (tk.include / "cuda_runtime.h").is_file()
+    assert any(any(d.glob("libcudart.so*")) for d in tk.libs)
+
+
+def test_backend_choice_is_kept_by_later_installs(b, tmp_path, monkeypatch):
+    monkeypatch.setattr(b, "BACKEND_FILE", tmp_path / "raas-local-backend.json")
+    monkeypatch.delenv("RAAS_CUDA", raising=False)
+    monkeypatch.delenv("RAAS_CUDA_ARCH", raising=False)
+    assert b.chosen_backend(b.parse_args(["--install"])) == (False, None)
+    b.BACKEND_FILE.write_text('{"cuda": true, "arch": "90"}\n')
+    assert b.chosen_backend(b.parse_args(["--install"])) == (True, "90")  # make test after make setup RAAS_CUDA=1
+    assert b.chosen_backend(b.parse_args([])) == (False, None)  # a plain build is not an install
+    assert b.chosen_backend(b.parse_args(["--install", "--cpu"])) == (False, "90")
+    monkeypatch.setenv("RAAS_CUDA", "0")
+    assert b.chosen_backend(b.parse_args(["--install"]))[0] is False
+    monkeypatch.setenv("RAAS_CUDA", "yes")
+    with pytest.raises(b.BuildError, match="use RAAS_CUDA=1 \\(CUDA\\) or RAAS_CUDA=0 \\(CPU\\)"):
+        b.chosen_backend(b.parse_args(["--install"]))
+
+
+def test_an_installed_cuda_wheel_finds_cublas_without_ld_library_path():
+    import llama_cpp
+
+    lib = Path(llama_cpp.__file__).parent / "lib" / "libggml-cuda.so"
+    if not lib.exists():
+        pytest.skip("the CPU wheel is installed (make setup RAAS_CUDA=1 installs the CUDA one)")
+    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+    out = subprocess.run(["ldd", str(lib)], capture_output=True, text=True, env=env, timeout=60).stdout
+    assert "not found" not in out, out
+    cublas = next(ln for ln in out.splitlines() if "libcublas.so" in ln)
+    assert "=> /" in cublas, cublas

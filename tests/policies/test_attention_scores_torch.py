@@ -33,7 +33,13 @@ def tiny_llama_quiet_attn(tmp_path_factory):
 @pytest.mark.parametrize("flash_attn", [False, True])
 def test_scores_and_logits_match_pytorch(request, flash_attn):
     path, cfg = request.getfixturevalue("tiny_llama_quiet_attn" if flash_attn else "tiny_llama")
-    eng = Engine(path, policy=CachePolicy(kind="raas", budget=24, page_size=4), kv_type="f32", flash_attn=flash_attn, n_ctx=256)
+    check_scores_and_logits(path, cfg, flash_attn)
+
+
+def check_scores_and_logits(path, cfg, flash_attn: bool, **engine_kw) -> None:
+    """engine_kw (n_gpu_layers) lets the GPU lane run the same check."""
+    eng = Engine(path, policy=CachePolicy(kind="raas", budget=24, page_size=4), kv_type="f32", flash_attn=flash_attn,
+                 n_ctx=256, **engine_kw)
     ref = TorchLlama(cfg)
     # flash attention also rounds Q to f16 for the product: logits move by ~1e-4
     logit_tol = 1e-3 if flash_attn else 1e-4

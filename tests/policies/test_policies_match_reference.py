@@ -57,8 +57,13 @@ def check_invariants(eng, prev_table, evicted, n_prompt, budget):
 @pytest.mark.slow
 @pytest.mark.parametrize("kind,budget,steps", [("raas", 128, 2000), ("raas", 256, 2000), ("streaming", 128, 600), ("h2o", 128, 600)])
 def test_embedded_model_long_chain(kind, budget, steps):
+    run_long_chain(kind, budget, steps)
+
+
+def run_long_chain(kind: str, budget: int, steps: int, **engine_kw) -> None:
+    """engine_kw (n_gpu_layers, flash_attn) lets the GPU lane run the same chain."""
     policy, ref = make(kind, budget, 16)
-    eng = Engine(policy=policy)
+    eng = Engine(policy=policy, **engine_kw)
     tokens = eng.tokenize(PROMPT)
     n_prompt = len(tokens)
     eng.prefill(tokens, pin=True)

@@ -53,7 +53,13 @@ class Narrow:
 @pytest.mark.parametrize("flash_attn", [False, True])
 def test_quest_matches_pytorch(tmp_path_factory, flash_attn):
     path, cfg = tiny_llama4(tmp_path_factory, 1e-3 if flash_attn else 0.2)
-    eng = Engine(path, policy=CachePolicy(kind="quest", budget=BUDGET, page_size=PAGE), kv_type="f32", flash_attn=flash_attn, n_ctx=256)
+    check_quest_matches_pytorch(path, cfg, flash_attn)
+
+
+def check_quest_matches_pytorch(path, cfg, flash_attn: bool, **engine_kw) -> None:
+    """engine_kw (n_gpu_layers) lets the GPU lane run the same check."""
+    eng = Engine(path, policy=CachePolicy(kind="quest", budget=BUDGET, page_size=PAGE), kv_type="f32", flash_attn=flash_attn,
+                 n_ctx=256, **engine_kw)
     ref, dense = TorchLlama(cfg), TorchLlama(cfg)
     tol = 1e-3 if flash_attn else 1e-4
     rng = np.random.default_rng(11)

@@ -22,8 +22,14 @@ PROMPT = "Question: Tom has 3 apples and buys 5 more. How many apples does he ha
 
 @pytest.mark.parametrize("kind", ["raas", "quest"])
 def test_budget_above_length_is_bit_identical_to_dense(kind):
-    raas = Engine(policy=CachePolicy(kind=kind, budget=512), n_ctx=512)
-    dense = Engine(policy=CachePolicy(kind="dense"), n_ctx=512)
+    check_bit_identical_under_budget(kind)
+
+
+def check_bit_identical_under_budget(kind: str, **engine_kw) -> None:
+    """(d); engine_kw (n_gpu_layers, flash_attn) lets the GPU lane run the same check."""
+    raas = Engine(policy=CachePolicy(kind=kind, budget=512), n_ctx=512, **engine_kw)
+    # dense on the same attention path (on a GPU quest runs without flash attention)
+    dense = Engine(policy=CachePolicy(kind="dense"), n_ctx=512, **dict(engine_kw, flash_attn=raas.flash_attn_used))
     toks = raas.tokenize(PROMPT)
     raas.prefill(toks)
     dense.prefill(toks)
@@ -39,8 +45,13 @@ def test_budget_above_length_is_bit_identical_to_dense(kind):
 
 
 def test_after_eviction_logits_equal_dense_with_seq_rm():
-    raas = Engine(policy=CachePolicy(kind="raas", budget=64, page_size=16), n_ctx=256)
-    dense = Engine(policy=CachePolicy(kind="dense"), n_ctx=256)
+    check_evictions_equal_dense_with_seq_rm()
+
+
+def check_evictions_equal_dense_with_seq_rm(**engine_kw) -> None:
+    """(e); engine_kw as in check_bit_identical_under_budget."""
+    raas = Engine(policy=CachePolicy(kind="raas", budget=64, page_size=16), n_ctx=256, **engine_kw)
+    dense = Engine(policy=CachePolicy(kind="dense"), n_ctx=256, **engine_kw)
     toks = raas.tokenize(PROMPT)
     raas.prefill(toks)
     dense.prefill(toks)
