@@ -106,10 +106,10 @@ class _Turn:
     text: list[str] = field(default_factory=list)  # each token's text, in order
 
 
-def flash_attn_for(policy: CachePolicy, asked: bool, on_gpu: bool) -> bool:
+def flash_attn_for(policy: Policy, asked: bool, on_gpu: bool) -> bool:
     """Flash attention as asked, unless layers are on a GPU whose flash attention cannot
     take the policy's mask (quest's per-head mask): then none, so attention stays on the GPU."""
-    return asked and not (on_gpu and not getattr(policy.spec(), "gpu_flash_attn", True))
+    return asked and not (on_gpu and not policy.gpu_flash_attn)
 
 
 class Engine:
@@ -208,7 +208,7 @@ class Engine:
             bos_token=piece(llama_cpp.llama_vocab_bos(self.vocab)),
         )
 
-    def _flash_attn_for(self, policy: CachePolicy) -> bool:
+    def _flash_attn_for(self, policy: Policy) -> bool:
         on_gpu = self.n_gpu_layers > 0 and bool(llama_cpp.llama_supports_gpu_offload())
         return flash_attn_for(policy, self.flash_attn, on_gpu)
 

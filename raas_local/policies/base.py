@@ -43,6 +43,7 @@ class Policy:
     kind: ClassVar[str]
     native_kind: ClassVar[int]
     evicts: ClassVar[bool] = False
+    gpu_flash_attn: ClassVar[bool] = True  # whether ggml-cuda's flash attention can run this kind's graph
     budget = None    # KV cells of the sequence (quest: cells each head attends); None: the kind takes none
     page_size = 1    # decode positions per page
 
