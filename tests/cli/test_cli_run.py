@@ -16,7 +16,9 @@ from cli_testutil import assert_one_line_error
 
 
 def run_cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "raas_local.cli", *args], capture_output=True, text=True,
+    # one thread: n threads on n busy cores spin at every barrier (a 300-token run then took > 300 s)
+    threads = () if "-t" in args else ("-t", "1")
+    return subprocess.run([sys.executable, "-m", "raas_local.cli", *args, *threads], capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
 
 
@@ -37,7 +39,7 @@ def test_run_writes_text_and_a_valid_stats_file(tmp_path):
 
 
 def test_run_reads_the_prompt_from_stdin(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "raas_local.cli", "run", "-n", "8", "--temp", "0"],
+    r = subprocess.run([sys.executable, "-m", "raas_local.cli", "run", "-n", "8", "--temp", "0", "-t", "1"],
                        input="What is 2+2?", capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip()
