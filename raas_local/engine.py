@@ -308,6 +308,10 @@ class Engine:
     # -- the verbs --------------------------------------------------------------
 
     def _decode(self, tokens: Sequence[int], logits_last: bool) -> None:
+        if not self.policy.evicts and self._seq_tokens + len(tokens) > self.n_cells:
+            # refused here, not by llama_decode: that one also logs its failure on stderr
+            raise RaasError(f"the KV cache is full ({self.n_cells} cells) at position {self._pos}; "
+                            "raise -c/--ctx-size or use an evicting policy")
         b = self._batch
         b.n_tokens = len(tokens)
         for i, t in enumerate(tokens):

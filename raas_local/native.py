@@ -1,14 +1,19 @@
 """ctypes bindings of the raas-local C API (llama_raas_* in the patched llama.h).
 
 Importing this module checks that the libllama that llama-cpp-python loaded is
-the patched one (it exports ``llama_raas_version`` with the version below), and
-otherwise raises NativeLibraryError saying how to rebuild.
+the patched one (it exports ``llama_raas_version`` with the version below) and,
+when raas_local runs from a checkout, that it was built from that checkout's
+native/ and patches/; otherwise it raises NativeLibraryError saying how to
+rebuild.
 """
 
 from __future__ import annotations
 
 import ctypes
+import importlib.util
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from raas_local.errors import NativeLibraryError, PolicyError
 
@@ -38,8 +43,52 @@ def check_library(lib) -> None:
         )
 
 
+def checkout_root() -> Path | None:
+    """The source checkout raas_local is imported from (an editable install), or None for an installed package."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "native" / "build.py").is_file() and (root / "patches").is_dir() else None
+
+
+def _build_module(root: Path):
+    spec = importlib.util.spec_from_file_location("_raas_native_build", root / "native" / "build.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def expected_version(root: Path, cuda: bool) -> str:
+    """The wheel version native/build.py gives the checkout's current inputs, for a CPU or a CUDA build
+    (the CUDA architecture from RAAS_CUDA_ARCH or the GPU, as build.py takes it)."""
+    build = _build_module(root)
+    sdist_sha = (root / "native" / "sdist.sha256").read_text().split()[0]
+    key = build.cache_key(sdist_sha, build.patch_files(root / "patches"), build.native_sources(root / "native"),
+                          build.cmake_args_for(cuda, os.environ.get("RAAS_CUDA_ARCH")))
+    return f"{build.VERSION}+raas.{key[:8]}"
+
+
+def check_build_key(root: Path | None, installed: str, cuda: bool = False) -> None:
+    """Refuse a wheel built from other native/ or patches/ than the checkout's: its tests would test the old code.
+
+    An installed (non-editable) raas_local has no sources to compare with; the API version check stands alone.
+    ``cuda``: the loaded library can offload to a GPU, so it may be a CUDA build (its key is only computed then)."""
+    if root is None:
+        return
+    try:
+        want = expected_version(root, False)
+        if installed == want or cuda and installed == (want := expected_version(root, True)):
+            return
+    except Exception as e:  # a checkout missing a file, or a build.py that no longer loads
+        raise NativeLibraryError(f"cannot compute the native build key of {root} ({type(e).__name__}: {e}); "
+                                 "run `make native` there") from None
+    raise NativeLibraryError(
+        f"the installed llama-cpp-python {installed} was not built from this checkout's native/ and patches/ "
+        f"(they give {want}); run `make native` in {root} to rebuild it"
+    )
+
+
 _lib = _ll._lib
 check_library(_lib)
+check_build_key(checkout_root(), getattr(llama_cpp, "__version__", "?"), cuda=bool(llama_cpp.llama_supports_gpu_offload()))
 
 KIND_DENSE, KIND_RAAS, KIND_STREAMING, KIND_H2O, KIND_QUEST = range(5)
 

@@ -15,6 +15,8 @@ import json
 import os
 from pathlib import Path
 
+from raas_local.errors import InputError
+
 KEY_FIELDS = ("suite", "model", "policy", "budget", "page_size", "length")
 
 
@@ -22,10 +24,21 @@ def key(r: dict) -> tuple:
     return tuple(r.get(f) for f in KEY_FIELDS)
 
 
+def _read(path: Path) -> list[dict]:
+    """The records of an existing results.json; a file that is not a list of records is the user's to fix or remove."""
+    try:
+        records = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path} is not valid JSON ({e}); fix it, or move it away to measure everything again") from None
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise InputError(f"{path} is not a list of bench records; fix it, or move it away to measure everything again")
+    return records
+
+
 class Store:
     def __init__(self, path: Path, force: bool = False):
         self.path = Path(path)
-        self.records: list[dict] = json.loads(self.path.read_text()) if self.path.exists() else []
+        self.records: list[dict] = _read(self.path) if self.path.exists() else []
         # --force remeasures what this command asks for; other records are kept
         self._fresh: set[tuple] | None = set() if force else None
         self.force = force

@@ -4,6 +4,7 @@ the no-eviction identity, plots, tables, resume, and the prompt-fit refusal. No 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -91,7 +92,9 @@ def test_outputs_plots_tables_report(run_once):
 
 
 def test_resume_skips_records_and_measures_only_what_is_missing(run_once, tmp_path):
-    out, _ = run_once
+    # on a copy: the other tests read the first run's folder, in any order
+    out = tmp_path / "out"
+    shutil.copytree(run_once[0], out)
     before = json.loads((out / "results.json").read_text())
     again = bench(out)
     assert again.returncode == 0, again.stderr

@@ -1,32 +1,22 @@
 """Every registered policy kind through the memory and fidelity suites' measuring functions.
 
-Kinds that the loaded native library does not implement yet are skipped with the
-library's own reason (the Python side of a kind can land before its C++ build)."""
+A kind that the loaded native library does not implement fails here with the
+library's own reason: a kind is done when its C++ is in the build."""
 
 from __future__ import annotations
 
 import pytest
 
-from raas_local.errors import PolicyError
 from raas_local.policies import KINDS, CachePolicy
 
 EVICTING = sorted(k for k in KINDS if CachePolicy(kind=k).evicts)
-
-
-def _skip_unbuilt(e: PolicyError):
-    if "not implemented" in str(e):
-        pytest.skip(str(e))
-    raise e
 
 
 @pytest.mark.parametrize("kind", EVICTING)
 def test_memory_keeps_every_evicting_policy_within_its_budget(kind):
     from raas_local.bench.memory import measure_memory
 
-    try:
-        r = measure_memory(None, CachePolicy(kind=kind, budget=64), 300, n_threads=1)
-    except PolicyError as e:
-        _skip_unbuilt(e)
+    r = measure_memory(None, CachePolicy(kind=kind, budget=64), 300, n_threads=1)
     assert r.budget == 64 and 0 < r.kv_cells <= 64 and r.evictions > 0
     assert r.kv_bytes_dense == 300 * (r.kv_bytes // r.kv_cells)
 
@@ -58,10 +48,7 @@ def test_reference_reloads_only_for_the_same_model_prompt_and_length(reference):
 def test_every_kind_with_room_for_the_whole_chain_matches_dense_exactly(kind, reference):
     from raas_local.bench.fidelity import teacher_force
 
-    try:
-        r = teacher_force(None, CachePolicy(kind=kind, budget=128), reference, n_threads=1)
-    except PolicyError as e:
-        _skip_unbuilt(e)
+    r = teacher_force(None, CachePolicy(kind=kind, budget=128), reference, n_threads=1)
     assert r.length == 40 and r.evictions == 0
     assert r.top1_agreement == 1.0 and r.mean_kl == 0.0
 
@@ -70,10 +57,7 @@ def test_every_kind_with_room_for_the_whole_chain_matches_dense_exactly(kind, re
 def test_every_evicting_kind_under_pressure_gives_valid_figures(kind, reference):
     from raas_local.bench.fidelity import teacher_force
 
-    try:
-        r = teacher_force(None, CachePolicy(kind=kind, budget=48), reference, n_threads=1)
-    except PolicyError as e:
-        _skip_unbuilt(e)
+    r = teacher_force(None, CachePolicy(kind=kind, budget=48), reference, n_threads=1)
     assert r.evictions > 0 and r.kv_cells <= 48
     assert 0.0 <= r.top1_agreement <= 1.0 and r.mean_kl >= 0.0
 

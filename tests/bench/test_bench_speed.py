@@ -10,7 +10,7 @@ import sys
 def test_speed_suite_writes_records_table_and_keeps_the_budget(tmp_path):
     out = tmp_path / "b"
     cmd = [sys.executable, "-m", "raas_local.cli", "bench", "--suite", "speed", "--lengths", "128,600",
-           "--budget", "128", "--policies", "dense,raas", "--window", "4", "--reps", "1", "-o", str(out)]
+           "--budget", "128", "--policies", "dense,raas", "--window", "4", "--reps", "1", "-t", "1", "-o", str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     records = json.loads((out / "results.json").read_text())

@@ -77,3 +77,22 @@ def test_accuracy_table_and_plot(tmp_path):
     assert len(table) == 2 + 5
     accuracy.plot(recs, tmp_path / "accuracy.png")
     assert (tmp_path / "accuracy.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_a_corrupt_results_file_is_a_one_line_error_naming_it_and_is_left_as_is(tmp_path):
+    import subprocess
+    import sys
+
+    from raas_local.errors import InputError
+    from cli_testutil import assert_one_line_error
+
+    for text in ('[{"suite": "memory", "policy": "raas"', "{}", "\xff\xfe not json"):
+        out = tmp_path / "b"
+        out.mkdir(exist_ok=True)
+        results = out / "results.json"
+        results.write_text(text, encoding="latin-1")
+        r = subprocess.run([sys.executable, "-m", "raas_local.cli", "bench", "--suite", "memory", "--lengths", "64",
+                            "--policies", "dense", "-o", str(out)], capture_output=True, text=True, timeout=120,
+                           stdin=subprocess.DEVNULL)
+        assert_one_line_error(r, InputError.exit_code, str(results))
+        assert results.read_text(encoding="latin-1") == text  # the user's file is not overwritten

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from raas_local.errors import ModelError, PolicyError
+from raas_local.errors import InputError, ModelError, PolicyError, RaasError
 from cli_testutil import assert_one_line_error
 
 
 def run_cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "raas_local.cli", *args], capture_output=True, text=True,
+    # one thread: n threads on n busy cores spin at every barrier (a 300-token run then took > 300 s)
+    threads = () if "-t" in args else ("-t", "1")
+    return subprocess.run([sys.executable, "-m", "raas_local.cli", *args, *threads], capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
 
 
@@ -35,7 +39,7 @@ def test_run_writes_text_and_a_valid_stats_file(tmp_path):
 
 
 def test_run_reads_the_prompt_from_stdin(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "raas_local.cli", "run", "-n", "8", "--temp", "0"],
+    r = subprocess.run([sys.executable, "-m", "raas_local.cli", "run", "-n", "8", "--temp", "0", "-t", "1"],
                        input="What is 2+2?", capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip()
@@ -108,3 +112,58 @@ def test_8000_tokens_at_budget_256_stay_within_budget(tmp_path):
     assert s["generated_tokens"] == 8000
     assert s["peak_kv_cells"] <= 256
     assert s["evictions"] > 0
+
+
+@pytest.mark.parametrize("stdin", ["", "  \n\n"])
+def test_empty_stdin_is_a_one_line_error(stdin):
+    r = subprocess.run([sys.executable, "-m", "raas_local.cli", "run", "-n", "8"], input=stdin, capture_output=True,
+                       text=True, timeout=120)
+    assert_one_line_error(r, InputError.exit_code, "no prompt", "-p PROMPT")
+    assert r.stdout == ""
+
+
+def test_a_dense_cache_that_fills_up_ends_in_one_line_and_keeps_the_text():
+    # llama.cpp pads a context to a multiple of 256 cells: -c 64 holds 256
+    r = run_cli("run", "--policy", "dense", "-c", "64", "-p", "Count to one hundred.", "-n", "400", "--ignore-eos",
+                "--temp", "0", "-t", "1")
+    assert_one_line_error(r, RaasError.exit_code, "the KV cache is full (256 cells)", "-c/--ctx-size")
+    # nothing from llama.cpp's log: every line on stderr is ours
+    assert all(ln.startswith("raas-local: ") for ln in r.stderr.splitlines() if ln.strip()), r.stderr
+    assert r.stdout.strip()  # what was generated before the cache filled up is kept
+
+
+def _start_run(*args):
+    from cli_testutil import popen_interruptible
+
+    proc = popen_interruptible([sys.executable, "-m", "raas_local.cli", "run", "--budget", "128", "--ignore-eos",
+                                "-n", "100000", "-t", "1", *args])
+    # wait for the first generated text, so the signal or the closed pipe lands mid-generation
+    first = os.read(proc.stdout.fileno(), 1)
+    assert first, proc.stderr.read()
+    return proc
+
+
+def test_ctrl_c_during_run_exits_130_with_one_line():
+    proc = _start_run("-p", "Tell me a long story.")
+    try:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Exception" not in err
+    assert [ln for ln in err.splitlines() if ln.startswith("raas-local: interrupted")], err
+    assert all(ln.startswith("raas-local: ") for ln in err.splitlines() if ln.strip()), err
+
+
+def test_a_reader_that_goes_away_ends_run_quietly():
+    # `raas-local run ... | head -c 1`: the pipe closes while tokens still stream
+    proc = _start_run("-p", "Tell me a long story.")
+    try:
+        proc.stdout.close()
+        err = proc.stderr.read()
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "Exception ignored" not in err and "BrokenPipe" not in err, err

@@ -1,8 +1,11 @@
 """(b) llama.cpp's in-graph scores equal a PyTorch forward pass, flash attention on and off.
 
 The tiny f32 llama model runs with an f32 KV cache at a budget small enough to
-evict; the PyTorch model attends to exactly the positions the cache holds at
-each step, so logits and scores must agree all along the chain.
+evict. Which positions stay cached is decided on the reference side too: the
+plain-Python RaaS reference is fed the PyTorch model's scores (never the
+engine's) and its cache is what the PyTorch model attends to, so the engine's
+evictions, cached positions, page table, scores and logits must all agree with
+two references that never read the engine's cache.
 
 llama.cpp's CPU flash attention reads K and V as f16 and accumulates V*softmax
 in an f16 buffer, so its attention *output* differs from f32 by ~1e-3. The
@@ -19,6 +22,7 @@ import pytest
 
 from raas_local.engine import Engine
 from raas_local.policies import CachePolicy
+from reference.raas_policy import RaasReference
 from reference.torch_llama import TorchLlama
 
 
@@ -38,15 +42,19 @@ def test_scores_and_logits_match_pytorch(request, flash_attn):
 
 def check_scores_and_logits(path, cfg, flash_attn: bool, **engine_kw) -> None:
     """engine_kw (n_gpu_layers) lets the GPU lane run the same check."""
-    eng = Engine(path, policy=CachePolicy(kind="raas", budget=24, page_size=4), kv_type="f32", flash_attn=flash_attn,
-                 n_ctx=256, **engine_kw)
+    budget, page_size = 24, 4
+    eng = Engine(path, policy=CachePolicy(kind="raas", budget=budget, page_size=page_size), kv_type="f32",
+                 flash_attn=flash_attn, n_ctx=256, **engine_kw)
     ref = TorchLlama(cfg)
+    policy = RaasReference(budget, page_size)
     # flash attention also rounds Q to f16 for the product: logits move by ~1e-4
     logit_tol = 1e-3 if flash_attn else 1e-4
     rng = np.random.default_rng(7)
     prompt = [int(t) for t in rng.integers(3, 270, 6)]
 
     eng.prefill(prompt, pin=True)
+    policy.pin(0, len(prompt))
+    policy.place(list(range(len(prompt))))
     for p, t in enumerate(prompt):
         logits, want = ref.step(t, p, list(range(p + 1)))
     np.testing.assert_allclose(eng.logits(), logits.numpy(), rtol=1e-4, atol=logit_tol)
@@ -59,13 +67,19 @@ def check_scores_and_logits(path, cfg, flash_attn: bool, **engine_kw) -> None:
     for _ in range(40):
         tok = int(rng.integers(3, 270))
         pos = eng.position
+        expected = policy.before_place(1)
+        policy.place([pos])
+        cached = sorted(policy.cached)
+        logits, want = ref.step(tok, pos, cached)
+        policy.observe(want)  # the reference policy sees PyTorch's scores only
         eng.decode_one_token(tok)
+        assert eng.last_evicted() == expected
+        evictions += len(expected)
         got = eng.last_scores()
-        evictions += len(eng.last_evicted())
-        logits, want = ref.step(tok, pos, sorted(got))
-        assert sorted(got) == sorted(want)
-        np.testing.assert_allclose([got[p] for p in sorted(got)], [want[p] for p in sorted(got)], atol=1e-4)
+        assert sorted(got) == cached, "the engine caches other positions than the reference policy"
+        np.testing.assert_allclose([got[p] for p in cached], [want[p] for p in cached], atol=1e-4)
         np.testing.assert_allclose(eng.logits(), logits.numpy(), rtol=1e-4, atol=logit_tol)
+        assert [(pg.first_pos, pg.last_pos, pg.ts) for pg in eng.page_table()] == policy.table()
         # summed over 4 heads and 2 layers, each a distribution
         assert abs(sum(got.values()) - cfg.n_head * cfg.n_layer) < 1e-3
     assert evictions > 0

@@ -3,7 +3,10 @@
 (a) RaaS on the embedded model over 2000 decode steps at budgets 128 and 256,
 fed the scores that last_scores() exposes (streaming and h2o: 600 steps); and
 every policy on random score streams (hypothesis) injected with
-llama_raas_override_scores on a tiny model.
+llama_raas_override_scores on a tiny model, mixed with unpinned prefills of k
+tokens in one batch (several pages evicted at once) and pinned prefills (new
+chat turns that cut the open page), streaming's sinks reaching past a short
+prompt.
 (c) invariants at every step: used <= L, pinned (and sink) cells never freed,
 only full, non-newest pages freed; for RaaS each freed page had the oldest
 (ts, first position).
@@ -11,13 +14,16 @@ only full, non-newest pages freed; for RaaS each freed page had the oldest
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from raas_local import native
 from raas_local.engine import Engine
+from raas_local.errors import PolicyError, RaasError
 from raas_local.policies import CachePolicy
 from reference.h2o_policy import H2OReference
 from reference.raas_policy import RaasReference
@@ -103,36 +109,83 @@ def tiny_engine(tiny_llama):
     eng.close()
 
 
+def fits(ref, n: int) -> bool:
+    """Whether the reference can make room for n more tokens (tried on a copy)."""
+    trial = copy.deepcopy(ref)
+    try:
+        trial.before_place(n)
+    except (RuntimeError, IndexError):  # no closed page left to free (raas raises the one, the others the other)
+        return False
+    return True
+
+
+# one op: a run of k single-token decode steps, an unpinned prefill of k tokens
+# in one batch (the bench fills contexts so), or a pinned prefill of k tokens
+# (a new chat turn: it cuts the open page and evicts to make room)
+OPS = st.lists(st.tuples(st.sampled_from(["decode", "decode", "unpinned", "pinned"]), st.integers(1, 24)), min_size=1, max_size=8)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     kind=st.sampled_from(["raas", "streaming", "h2o"]),
     page_size=st.integers(1, 8),
     extra=st.integers(0, 64),
     n_prompt=st.integers(1, 12),
+    n_sink=st.integers(0, 8),  # streaming: may reach past the prompt into decoded tokens
     ratio=st.sampled_from([0.1, 0.25, 0.3, 0.5, 0.75, 1.0]),
-    steps=st.integers(1, 160),
+    ops=OPS,
     seed=st.integers(0, 2**32 - 1),
     levels=st.sampled_from([2, 5, 1000]),  # few levels -> many ties
 )
-def test_random_score_streams(tiny_engine, kind, page_size, extra, n_prompt, ratio, steps, seed, levels):
+def test_random_score_streams(tiny_engine, kind, page_size, extra, n_prompt, n_sink, ratio, ops, seed, levels):
     budget = n_prompt + 2 * page_size + extra
     eng = tiny_engine
-    policy, ref = make(kind, budget, page_size, ratio=ratio, n_sink=min(n_prompt, 4), heavy=ratio if ratio < 1 else 0.5)
+    policy, ref = make(kind, budget, page_size, ratio=ratio, n_sink=n_sink, heavy=ratio if ratio < 1 else 0.5)
     eng.set_policy(policy)
     rng = np.random.default_rng(seed)
     prompt = [int(t) for t in rng.integers(3, 270, n_prompt)]
     eng.prefill(prompt, pin=True)
     ref.pin(0, n_prompt)
     ref.place(list(range(n_prompt)))
-    for _ in range(steps):
-        pos = eng.position
-        expected = ref.before_place(1)
-        ref.place([pos])
-        scores = {p: float(np.float32(rng.integers(0, levels) / levels)) for p in ref.cached}
-        native.override_scores(eng.ctx, scores)
-        eng.decode_one_token(int(rng.integers(3, 270)))
-        assert eng.last_evicted() == expected
-        assert eng.last_scores() == scores
-        ref.observe(scores)
-        assert [(p.first_pos, p.last_pos, p.ts) for p in eng.page_table()] == ref.table()
-        assert eng.cache_stats().used == len(ref.cached) <= budget
+    for op, k in ops:
+        steps, n = (k, 1) if op == "decode" else (1, k)
+        for _ in range(steps):
+            pos = eng.position
+            tokens = [int(t) for t in rng.integers(3, 270, n)]
+            if op == "pinned" and policy.min_budget(eng.cache_stats().pinned + n) > budget:
+                with pytest.raises(PolicyError, match="pinned KV cells"):
+                    eng.prefill(tokens, pin=True)
+                assert eng.position == pos  # refused before anything was placed
+                continue
+            if op == "pinned":
+                ref.pin(pos, pos + n)
+            if not fits(ref, n):
+                # too many tokens for the room decode pages can give (sinks past the prompt can take
+                # it all): the engine refuses like the reference, after freeing the same pages
+                with pytest.raises(RuntimeError if kind == "raas" else IndexError):
+                    ref.before_place(n)
+                with pytest.raises(RaasError, match="no full decode page to free"):
+                    eng.prefill(tokens, pin=op == "pinned")
+                assert eng.last_evicted() == ref.freed
+                event(f"{op} prefill refused: no page to free")
+                assert eng.position == pos and eng.cache_stats().used == len(ref.cached)
+                continue
+            expected = ref.before_place(n)
+            if n > 1 and len(expected) > 1:
+                event(f"{op} prefill freed several pages at once")
+            if op == "pinned" and ref.pages and not ref.pages[-1].closed:
+                event("pinned prefill cut an open page")
+            if kind == "streaming" and n_sink > n_prompt and pos < n_sink:
+                event("streaming sink past the prompt placed")
+            ref.place(list(range(pos, pos + n)))
+            scores = {p: float(np.float32(rng.integers(0, levels) / levels)) for p in ref.cached}
+            native.override_scores(eng.ctx, scores)
+            eng.prefill(tokens, pin=op == "pinned")
+            assert eng.last_evicted() == expected, (op, n)
+            assert eng.last_scores() == scores
+            if op != "pinned":  # a step with no decode token observes nothing
+                ref.observe(scores)
+            assert [(p.first_pos, p.last_pos, p.ts) for p in eng.page_table()] == ref.table()
+            s = eng.cache_stats()
+            assert s.used == len(ref.cached) <= budget
+            assert s.pinned == sum(ref.pinned(p) for p in ref.cached)

@@ -49,14 +49,16 @@ class PagedReference:
             pg.score = max(scores.get(p, 0.0) for p in range(pg.first, pg.last + 1) if p in self.cached)
 
     def before_place(self, n: int) -> list[int]:
-        """Evict until n more tokens fit; returns the first positions freed, in order."""
-        freed = []
+        """Evict until n more tokens fit; returns the first positions freed, in order.
+
+        When no page is left to free, victim() raises; ``freed`` still lists what went before."""
+        self.freed: list[int] = []
         while len(self.cached) + n > self.budget:
             victim = self.victim(max(self.cached))
             self.cached -= set(range(victim.first, victim.last + 1))
             self.pages.remove(victim)
-            freed.append(victim.first)
-        return freed
+            self.freed.append(victim.first)
+        return self.freed
 
     def place(self, positions: list[int]) -> None:
         positions = sorted(positions)

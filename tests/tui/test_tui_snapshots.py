@@ -15,6 +15,8 @@ from raas_local.sampling import Sampling
 from raas_local.tui.state import PageView, PanelState
 from raas_local.tui.widgets.cache_panel import CachePanel
 
+from tui_testutil import wait_until
+
 SIZE = (120, 40)
 
 # a raas cache at budget 128 mid-chain: 37 pinned prompt cells, 6 decode pages
@@ -43,8 +45,10 @@ class PanelOnly(App):
 
 
 async def _idle(pilot):
-    while pilot.app.phase != "idle":
-        await pilot.pause(0.05)
+    # a blinking cursor makes the picture depend on the moment it is taken
+    pilot.app.query_one("#prompt").cursor_blink = False
+    await wait_until(pilot, lambda: pilot.app.phase == "idle", 30, what="engine idle")
+    await pilot.pause()
 
 
 def test_snapshot_chat_before_generation(snap_compare, engine):
@@ -74,6 +78,9 @@ def test_snapshot_conversation_with_thinking(snap_compare, engine):
         for r in RATES:
             app.panel.show(PanelState(tok_per_s=r))
         app.panel.show(MID_CHAIN)
-        await pilot.pause(0.3)
+        md = turn2.query_one("#thinking-md")
+        await wait_until(pilot, lambda: "That is 391 + 17" in md.source, 10, what="the second turn's thinking shown")
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -75,3 +75,24 @@ def test_chat_in_tmux(tmp_path):
         assert exit_file.read_text().strip() == "0"
     finally:
         tmux("kill-session", "-t", name)
+
+
+def test_run_without_a_prompt_on_a_terminal_opens_the_chat(tmp_path):
+    """`raas-local run` with no -p, stdin and stdout a terminal: the chat app, not a wait on stdin."""
+    if not RAAS_LOCAL.exists():
+        pytest.skip(f"{RAAS_LOCAL} not installed")
+    name = f"raas-run-{uuid.uuid4().hex[:8]}"
+    exit_file = tmp_path / "exit"
+    shell = f"{shlex.quote(str(RAAS_LOCAL))} run --budget 96 -t 1; echo $? > {shlex.quote(str(exit_file))}"
+    r = tmux("new-session", "-d", "-s", name, "-x", "120", "-y", "40", "sh", "-c", shell)
+    assert r.returncode == 0, r.stderr
+    try:
+        screen = wait_for(name, lambda s: "KV cache · raas" in s and "idle" in s, 60, "the chat app and a loaded model")
+        assert "budget 96" in screen  # run's own flags reach the chat
+        tmux("send-keys", "-t", name, "C-q")
+        deadline = time.monotonic() + 20
+        while not exit_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert exit_file.exists() and exit_file.read_text().strip() == "0"
+    finally:
+        tmux("kill-session", "-t", name)
