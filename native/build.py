@@ -145,18 +145,36 @@ def cpu_signature() -> str:
     return platform.processor() or "unknown"
 
 
-def cache_key(sdist_sha: str, patches: list[Path], sources: list[Path], cmake_args: list[str],
-              extra: list[str] = ()) -> str:
+def source_key(sdist_sha: str, patches: list[Path], sources: list[Path]) -> str:
+    """What the wheel is built from (not how): raas_local's import check compares it with the checkout."""
     h = hashlib.sha256()
     h.update(f"sdist {sdist_sha}\n".encode())
     for kind, files in (("patch", patches), ("native", sources)):
         for p in files:
             h.update(f"{kind} {p.name} {sha256_file(p)}\n".encode())
+    return h.hexdigest()
+
+
+def cache_key(src_key: str, cmake_args: list[str], extra: list[str] = ()) -> str:
+    """The sources, and how they are built for this machine: one wheel per key."""
+    h = hashlib.sha256()
+    h.update(f"sources {src_key}\n".encode())
     h.update(("cmake " + " ".join(cmake_args) + "\n").encode())
     for line in extra:
         h.update(f"{line}\n".encode())
     h.update(f"py {sys.implementation.cache_tag} {platform.machine()} {cpu_signature()}\n".encode())
     return h.hexdigest()
+
+
+def wheel_version(src_key: str, key: str) -> str:
+    """0.3.36+raas.<key8>.src<source key8>: pip shows which build is installed and from which sources."""
+    return f"{VERSION}+raas.{key[:8]}.src{src_key[:8]}"
+
+
+def installed_source_key(version: str) -> str | None:
+    """The source key8 in an installed wheel's version, or None for a wheel of another form."""
+    m = re.search(r"\+raas\.[0-9a-f]{8}\.src([0-9a-f]{8})$", version)
+    return m.group(1) if m else None
 
 
 # -- 3, 4: source tree -------------------------------------------------------
@@ -564,8 +582,9 @@ def build(args: argparse.Namespace) -> Path:
     args.cuda, arch = chosen_backend(args)  # resolved: later steps read args.cuda
     cuda = cuda_build(arch) if args.cuda else None
     cmake_args = cmake_args_for(cuda)
-    key = cache_key(sdist_sha, patches, sources, cmake_args, cuda.key_extra() if cuda else [])
-    version = f"{VERSION}+raas.{key[:8]}"
+    src_key = source_key(sdist_sha, patches, sources)
+    key = cache_key(src_key, cmake_args, cuda.key_extra() if cuda else [])
+    version = wheel_version(src_key, key)
     slot = cache / "wheels" / key
     hit = sorted(slot.glob("*.whl")) if not args.force else []
     if not hit:

@@ -50,45 +50,45 @@ def checkout_root() -> Path | None:
 
 
 def _build_module(root: Path):
+    import sys
+
     spec = importlib.util.spec_from_file_location("_raas_native_build", root / "native" / "build.py")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclasses look their module up while it loads
     spec.loader.exec_module(mod)
     return mod
 
 
-def expected_version(root: Path, cuda: bool) -> str:
-    """The wheel version native/build.py gives the checkout's current inputs, for a CPU or a CUDA build
-    (the CUDA architecture from RAAS_CUDA_ARCH or the GPU, as build.py takes it)."""
-    build = _build_module(root)
+def expected_source_key(root: Path, build) -> str:
+    """The source key8 native/build.py (``build``) gives the checkout's sdist pin, patches/ and native/."""
     sdist_sha = (root / "native" / "sdist.sha256").read_text().split()[0]
-    key = build.cache_key(sdist_sha, build.patch_files(root / "patches"), build.native_sources(root / "native"),
-                          build.cmake_args_for(cuda, os.environ.get("RAAS_CUDA_ARCH")))
-    return f"{build.VERSION}+raas.{key[:8]}"
+    return build.source_key(sdist_sha, build.patch_files(root / "patches"), build.native_sources(root / "native"))[:8]
 
 
-def check_build_key(root: Path | None, installed: str, cuda: bool = False) -> None:
+def check_build_key(root: Path | None, installed: str) -> None:
     """Refuse a wheel built from other native/ or patches/ than the checkout's: its tests would test the old code.
 
-    An installed (non-editable) raas_local has no sources to compare with; the API version check stands alone.
-    ``cuda``: the loaded library can offload to a GPU, so it may be a CUDA build (its key is only computed then)."""
+    The wheel's version carries the key of its sources (native/build.py's wheel_version), whatever
+    the backend and flags. An installed (non-editable) raas_local has no sources to compare with;
+    the API version check stands alone."""
     if root is None:
         return
     try:
-        want = expected_version(root, False)
-        if installed == want or cuda and installed == (want := expected_version(root, True)):
-            return
+        build = _build_module(root)
+        want, got = expected_source_key(root, build), build.installed_source_key(installed)
     except Exception as e:  # a checkout missing a file, or a build.py that no longer loads
         raise NativeLibraryError(f"cannot compute the native build key of {root} ({type(e).__name__}: {e}); "
                                  "run `make native` there") from None
-    raise NativeLibraryError(
-        f"the installed llama-cpp-python {installed} was not built from this checkout's native/ and patches/ "
-        f"(they give {want}); run `make native` in {root} to rebuild it"
-    )
+    if got != want:
+        raise NativeLibraryError(
+            f"the installed llama-cpp-python {installed} was not built from this checkout's native/ and patches/ "
+            f"(they give sources src{want}); run `make native` in {root} to rebuild it"
+        )
 
 
 _lib = _ll._lib
 check_library(_lib)
-check_build_key(checkout_root(), getattr(llama_cpp, "__version__", "?"), cuda=bool(llama_cpp.llama_supports_gpu_offload()))
+check_build_key(checkout_root(), getattr(llama_cpp, "__version__", "?"))
 
 KIND_DENSE, KIND_RAAS, KIND_STREAMING, KIND_H2O, KIND_QUEST = range(5)
 

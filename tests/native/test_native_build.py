@@ -262,9 +262,9 @@ def test_cuda_flags_with_driver_and_the_toolkits_cublas(b, tmp_path):
 
 def test_cuda_and_cpu_wheels_have_different_keys(b, tmp_path):
     cuda = _cuda(b, tmp_path, driver=False, package="nvidia-cublas==13.0.2.14")
-    cpu_key = b.cache_key("0" * 64, [], [], b.cmake_args_for(None))
-    cuda_key = b.cache_key("0" * 64, [], [], b.cmake_args_for(cuda), cuda.key_extra())
-    newer = b.cache_key("0" * 64, [], [], b.cmake_args_for(cuda), ["cuda 13.0", "cublas nvidia-cublas==13.0.3.1"])
+    cpu_key = b.cache_key("0" * 64, b.cmake_args_for(None))
+    cuda_key = b.cache_key("0" * 64, b.cmake_args_for(cuda), cuda.key_extra())
+    newer = b.cache_key("0" * 64, b.cmake_args_for(cuda), ["cuda 13.0", "cublas nvidia-cublas==13.0.3.1"])
     assert len({cpu_key, cuda_key, newer}) == 3
 
 
@@ -306,3 +306,13 @@ def test_an_installed_cuda_wheel_finds_cublas_without_ld_library_path():
     assert "not found" not in out, out
     cublas = next(ln for ln in out.splitlines() if "libcublas.so" in ln)
     assert "=> /" in cublas, cublas
+
+
+def test_the_wheel_version_names_its_sources_whatever_the_backend(b):
+    """The import check compares sources only: a CUDA wheel of this checkout passes it like a CPU one."""
+    src = b.source_key("0" * 64, [], [])
+    v_cpu = b.wheel_version(src, b.cache_key(src, b.cmake_args_for(None)))
+    v_cuda = b.wheel_version(src, b.cache_key(src, b.cmake_args_for(None) + ["-DGGML_CUDA=on"]))
+    assert v_cpu != v_cuda
+    assert b.installed_source_key(v_cpu) == b.installed_source_key(v_cuda) == src[:8]
+    assert b.installed_source_key("0.3.36+raas.c96ebd98") is None  # a wheel from before: rebuild
