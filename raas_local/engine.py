@@ -344,6 +344,15 @@ class Engine:
     def decode_one_token(self, token: int) -> None:
         self._decode([token], logits_last=True)
 
+    def truncate(self, pos: int) -> None:
+        """Drop positions >= pos from the cache and continue from pos (llama_memory_seq_rm(.., pos, -1))."""
+        if not 0 <= pos <= self._pos:
+            raise PolicyError(f"cannot truncate to position {pos}: the sequence is at {self._pos}")
+        llama_cpp.llama_memory_seq_rm(self.memory, 0, pos, -1)
+        self._seq_tokens -= self._pos - pos
+        self._pos = pos
+        self._cached_text = None  # the text no longer matches what the cache holds
+
     def _sampler(self, temperature: float, top_p: float, top_k: int, seed: int, ignore_eos: bool):
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         if ignore_eos and self._eog:
