@@ -418,6 +418,8 @@ class Engine:
         utf8 = codecs.getincrementaldecoder("utf-8")("replace")
         turn = _Turn()
         open_tag, close_tag = self.think_tags or (None, None)
+        if open_tag and not raw:
+            turn.think_first = self._think_opened_by_prompt(tokens, open_tag)
         n_gen, t_decode, reason = 0, 0.0, "length"
         try:
             while n_gen < max_tokens:
@@ -449,13 +451,33 @@ class Engine:
         # fresh: _finish_turn may have removed the thinking block from the cache
         yield GenerationEvent(tail, None, self._stats(len(tokens), n_gen, t_prefill, t_decode, self.cache_stats()), True, reason)
 
+    def _think_opened_by_prompt(self, tokens: Sequence[int], open_tag: str) -> int | None:
+        """Position of the open tag that ends the prompt (DeepSeek-R1 distills and QwQ render
+        `<think>` into the generation prompt), or None."""
+        tail = b""
+        for k in range(1, min(len(tokens), 8) + 1):
+            tail = self.piece(tokens[-k]) + tail
+            text = tail.decode("utf-8", "replace")
+            if text.strip().startswith(open_tag):
+                return self._pos - k if text.rstrip().endswith(open_tag) else None
+        return None
+
     def _finish_turn(self, turn: _Turn, open_tag: str | None, close_tag: str | None) -> None:
         """Record what the cache now holds; drop a finished thinking block from it."""
         text = "".join(turn.text)
         if turn.think_first is not None and turn.think_last is not None and close_tag:
-            llama_cpp.llama_memory_seq_rm(self.memory, 0, turn.think_first, turn.think_last + 1)
-            text = text[: text.find(open_tag)] + text[text.find(close_tag) + len(close_tag):]
-            self._seq_tokens -= turn.think_last + 1 - turn.think_first
+            # the newest position stays: llama.cpp decodes the next turn at max position + 1
+            end = min(turn.think_last + 1, self._pos - 1)
+            if end > turn.think_first:
+                llama_cpp.llama_memory_seq_rm(self.memory, 0, turn.think_first, end)
+                self._seq_tokens -= end - turn.think_first
+            answer = text[text.find(close_tag) + len(close_tag):]
+            if open_tag in text:
+                text = text[: text.find(open_tag)] + answer
+            else:  # the prompt opened the block: its open tag left the cache too
+                text = answer
+                if self._cached_text is not None:
+                    self._cached_text = self._cached_text[: self._cached_text.rfind(open_tag)]
         if self._cached_text is not None:
             self._cached_text += text
 
