@@ -298,7 +298,7 @@ def write_outputs(plan: Plan, store, suites: list[str], command: str) -> None:
             table, notes = report.speed_table(recs), report.speed_targets(recs, plan.budget)
             plots.plot_speed(recs, plan.out / "speed.png")
         elif suite == "memory":
-            table, notes = report.memory_table(recs), report.memory_checks(recs)
+            table, notes = report.memory_table(recs) + "\n\n" + report.compute_table(recs), report.memory_checks(recs)
             plots.plot_memory(recs, plan.out / "memory.png")
         elif suite == "accuracy":
             table, notes = report.accuracy_table(recs), []

@@ -92,6 +92,17 @@ def memory_table(records: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def compute_table(records: list[dict]) -> str:
+    """Markdown: the compute buffer (prefill's peak working memory, MiB) per length and policy."""
+    names = _series_order(records)
+    by = {(_name(r), r["length"]): r for r in records}
+    rows = ["| length | " + " | ".join(f"{n} compute (MiB)" for n in names) + " |", "|" + "---|" * (len(names) + 1)]
+    for n in sorted({r["length"] for r in records}):
+        cells = [f"{by[(s, n)].get('compute_bytes', 0) / 2**20:.1f}" if (s, n) in by else "-" for s in names]
+        rows.append(f"| {n} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def memory_checks(records: list[dict]) -> list[str]:
     """Evicting policies stay within budget; dense and quest hold every token. Stated, not asserted."""
     over = [r for r in records if _evicts(r) and r["kv_cells"] > r["budget"]]
