@@ -11,7 +11,7 @@
 #include <string>
 
 // bump when the C API or the policy semantics change; raas_local checks it
-#define LLAMA_RAAS_VERSION 2
+#define LLAMA_RAAS_VERSION 3
 
 static thread_local std::string g_raas_error;
 
@@ -56,17 +56,19 @@ int32_t llama_raas_set_policy(llama_context * ctx, const llama_raas_params * par
         return fail(-1, "null context or params");
     }
     llama_raas_params p = *params;
-    if (p.kind == LLAMA_RAAS_KIND_H2O) {
-        p.page_size = 1; // H2O evicts single cells
+    const raas_policy * pol = raas_policy_find(p.kind);
+    if (!pol) {
+        return fail(-2, "policy kind " + std::to_string(p.kind) + " is not implemented in this build");
+    }
+    if (pol->page_size > 0) {
+        p.page_size = pol->page_size;
     }
     const llama_model & model = ctx->get_model();
     const std::string arch = llm_arch_name(model.arch);
+    const std::string name = pol->name;
+    // a policy that neither pages, observes nor masks is stock llama.cpp: it runs on any memory
+    const bool stock = !pol->pages && !pol->needs_scores && !pol->build_attn;
 
-    if (p.kind != LLAMA_RAAS_KIND_DENSE && p.kind != LLAMA_RAAS_KIND_RAAS &&
-        p.kind != LLAMA_RAAS_KIND_STREAMING && p.kind != LLAMA_RAAS_KIND_H2O &&
-        p.kind != LLAMA_RAAS_KIND_QUEST) {
-        return fail(-2, "policy kind " + std::to_string(p.kind) + " is not implemented in this build");
-    }
     if (p.page_size < 1) {
         return fail(-3, "page size must be at least 1, got " + std::to_string(p.page_size));
     }
@@ -82,34 +84,38 @@ int32_t llama_raas_set_policy(llama_context * ctx, const llama_raas_params * par
 
     auto * kv = dynamic_cast<llama_kv_cache *>(ctx->get_memory());
     if (!kv) {
-        if (p.kind == LLAMA_RAAS_KIND_DENSE) {
+        if (stock) {
             ctx->set_raas(nullptr); // stock llama.cpp serves it; no stats
             return 0;
         }
-        return fail(-4, "policy raas cannot serve " + arch + ": it uses " + memory_kind(model) +
+        return fail(-4, "policy " + name + " cannot serve " + arch + ": it uses " + memory_kind(model) +
                 ", not one KV cache; use --policy dense");
     }
-    if (p.kind != LLAMA_RAAS_KIND_DENSE) {
+    if (stock) {
+        p.budget = (int32_t) kv->get_size(); // every cell of the context
+    } else {
         if (model.hparams.is_mla()) {
-            return fail(-4, "policy raas cannot serve " + arch + ": multi-head latent attention (MLA) is not supported; use --policy dense");
+            return fail(-4, "policy " + name + " cannot serve " + arch + ": multi-head latent attention (MLA) is not supported; use --policy dense");
         }
         if (ctx->get_cparams().n_seq_max != 1) {
-            return fail(-4, "policy raas serves one sequence; create the context with n_seq_max = 1");
+            return fail(-4, "policy " + name + " serves one sequence; create the context with n_seq_max = 1");
         }
         if (p.budget < 2*p.page_size) {
             return fail(-3, "budget " + std::to_string(p.budget) + " is below two pages (" +
                     std::to_string(2*p.page_size) + " cells at page size " + std::to_string(p.page_size) + ")");
         }
-        if (p.kind == LLAMA_RAAS_KIND_QUEST && 256 % p.page_size != 0) {
-            // llama.cpp pads the KV view to 256 cells; quest's pages must tile it
-            return fail(-3, "quest needs a page size that divides 256, got " + std::to_string(p.page_size));
+        if (pol->check) {
+            const std::string why = pol->check(p);
+            if (!why.empty()) {
+                return fail(-3, why);
+            }
         }
-        if (p.kind != LLAMA_RAAS_KIND_QUEST && (uint32_t) p.budget > kv->get_size()) {
+        if (pol->evicts && (uint32_t) p.budget > kv->get_size()) {
             return fail(-3, "budget " + std::to_string(p.budget) + " exceeds the " + std::to_string(kv->get_size()) +
                     " KV cells of this context; create it with n_ctx >= budget");
         }
     }
-    ctx->set_raas(std::make_unique<llama_raas>(p, kv));
+    ctx->set_raas(std::make_unique<llama_raas>(p, pol, kv));
     ctx->raas->reset(); // pins the streaming sinks
     return 0;
 }
@@ -132,8 +138,11 @@ void llama_raas_reset(llama_context * ctx) {
 }
 
 int32_t llama_raas_get_stats(const llama_context * ctx, llama_raas_stats * out) {
-    if (!ctx || !ctx->raas || !out) {
+    if (!ctx || !ctx->raas) {
         return fail(-1, "no raas policy set on this context");
+    }
+    if (!out) {
+        return fail(-1, "null output pointer");
     }
     ctx->raas->get_stats(*out);
     return 0;
@@ -144,7 +153,7 @@ int32_t llama_raas_get_pages(const llama_context * ctx, llama_raas_page_info * o
         return fail(-1, "no raas policy set on this context");
     }
     const auto & pages = ctx->raas->pages;
-    for (int32_t i = 0; i < (int32_t) pages.size() && i < n_max; ++i) {
+    for (int32_t i = 0; out && i < (int32_t) pages.size() && i < n_max; ++i) {
         const raas_page & p = pages[i];
         out[i] = {p.first, p.last, p.n, p.ts, p.score, p.closed ? 1 : 0, p.acc};
     }
@@ -162,8 +171,12 @@ int32_t llama_raas_get_scores(const llama_context * ctx, llama_pos * pos, float 
             continue;
         }
         if (n < n_max) {
-            pos[n]   = r.score_pos[i];
-            score[n] = r.scores[i];
+            if (pos) {
+                pos[n] = r.score_pos[i];
+            }
+            if (score) {
+                score[n] = r.scores[i];
+            }
         }
         n++;
     }
@@ -175,7 +188,7 @@ int32_t llama_raas_get_evicted(const llama_context * ctx, llama_pos * first_pos,
         return fail(-1, "no raas policy set on this context");
     }
     const auto & ev = ctx->raas->last_evicted;
-    for (int32_t i = 0; i < (int32_t) ev.size() && i < n_max; ++i) {
+    for (int32_t i = 0; first_pos && i < (int32_t) ev.size() && i < n_max; ++i) {
         first_pos[i] = ev[i];
     }
     return (int32_t) ev.size();
@@ -185,6 +198,9 @@ int32_t llama_raas_override_scores(llama_context * ctx, const llama_pos * pos, c
     if (!ctx || !ctx->raas) {
         return fail(-1, "no raas policy set on this context");
     }
+    if (n > 0 && (!pos || !score)) {
+        return fail(-1, "null positions or scores");
+    }
     auto & r = *ctx->raas;
     r.score_override.clear();
     for (int32_t i = 0; i < n; ++i) {
@@ -192,4 +208,14 @@ int32_t llama_raas_override_scores(llama_context * ctx, const llama_pos * pos, c
     }
     r.has_score_override = true;
     return 0;
+}
+
+size_t llama_raas_compute_buffer_size(const llama_context * ctx) {
+    size_t total = 0;
+    if (ctx) {
+        for (const auto & [buft, mem] : ctx->memory_breakdown()) {
+            total += mem.compute;
+        }
+    }
+    return total;
 }

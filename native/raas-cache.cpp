@@ -1,5 +1,10 @@
 // raas-local: the policy state of one llama_context and the hooks of llama_context::decode.
 // Which page to free and how pages age are per policy: raas-policy-*.cpp.
+//
+// A step's host work is O(batch + KV view + pages), never O(n_ctx) or O(tokens
+// seen): cells in use and pinned are running counters, scores are read once per
+// decode, and the cache is rescanned only after the caller changed it itself
+// (llama_memory_seq_rm, a failed decode, a clear), which `used` reveals.
 
 #include "raas.h"
 
@@ -12,8 +17,8 @@
 #include <cmath>
 #include <cstdio>
 
-bool llama_raas::needs_scores() const {
-    return params.kind == LLAMA_RAAS_KIND_RAAS || params.kind == LLAMA_RAAS_KIND_H2O;
+bool raas_page_evictable(const raas_page & p, llama_pos newest) {
+    return p.closed && !(newest >= p.first && newest <= p.last);
 }
 
 bool llama_raas::is_pinned(llama_pos p) const {
@@ -38,6 +43,7 @@ void llama_raas::pin(llama_pos p0, llama_pos p1) {
         }
     }
     pins = std::move(merged);
+    stale = true; // cells already cached may now count as pinned
 }
 
 void llama_raas::reset() {
@@ -51,9 +57,11 @@ void llama_raas::reset() {
     score_pos.clear();
     score_override.clear();
     has_score_override = false;
-    if (params.kind == LLAMA_RAAS_KIND_STREAMING && params.n_sink > 0) {
-        pin(0, params.n_sink); // the attention sinks: the first positions of the sequence
+    batch_last = -1;
+    if (pol->on_reset) {
+        pol->on_reset(*this);
     }
+    stale = true;
 }
 
 uint32_t llama_raas::used() const {
@@ -64,15 +72,6 @@ llama_pos llama_raas::newest_pos() const {
     return kv->seq_pos_max(0);
 }
 
-int llama_raas::victim() const {
-    switch (params.kind) {
-        case LLAMA_RAAS_KIND_RAAS:      return raas_policy_raas_victim(*this);
-        case LLAMA_RAAS_KIND_STREAMING: return raas_policy_streaming_victim(*this);
-        case LLAMA_RAAS_KIND_H2O:       return raas_policy_h2o_victim(*this);
-        default:                        return -1;
-    }
-}
-
 void llama_raas::free_page(int i) {
     const raas_page p = pages[i];
     const uint32_t before = used();
@@ -81,17 +80,77 @@ void llama_raas::free_page(int i) {
     n_evicted_cells += before - used();
     last_evicted.push_back(p.first);
     pages.erase(pages.begin() + i);
+    used_known = used();
+}
+
+void llama_raas::reconcile() {
+    // the cells of sequence 0 by position: visit only the pinned and paged ranges
+    const auto & sp = kv->get_cells(0).seq_pos_get(0);
+    auto count_in = [&](llama_pos p0, llama_pos p1, llama_pos & max_pos) {
+        uint32_t n = 0;
+        for (auto it = sp.lower_bound({p0, 0}); it != sp.end() && it->first < p1; ++it) {
+            n += 1;
+            max_pos = it->first;
+        }
+        n_visited += n + 1;
+        return n;
+    };
+    llama_pos ignored = -1;
+    n_pinned = 0;
+    for (const auto & r : pins) {
+        n_pinned += count_in(r.first, r.second, ignored);
+    }
+    // pages whose cells are all gone are forgotten; a page whose tail is gone
+    // ends at its last cached position
+    size_t w = 0;
+    bool cut_last = false;
+    for (size_t j = 0; j < pages.size(); ++j) {
+        raas_page pg = pages[j];
+        llama_pos last = -1;
+        if (count_in(pg.first, pg.last + 1, last) == 0) {
+            continue;
+        }
+        cut_last = last < pg.last;
+        if (cut_last) {
+            pg.last   = last;
+            pg.n      = last - pg.first + 1;
+            pg.closed = true; // a page cut in the middle of the sequence never grows again
+        }
+        pages[w++] = pg;
+    }
+    pages.resize(w);
+    // after seq_rm(p, -1) the newest page grows again from p unless it is full
+    if (!pages.empty() && cut_last && pages.back().last == newest_pos()) {
+        pages.back().closed = pages.back().n >= params.page_size;
+    }
+    used_known = used();
+    stale = false;
 }
 
 bool llama_raas::before_decode(const llama_batch & batch) {
     last_evicted.clear();
-    if (params.kind == LLAMA_RAAS_KIND_DENSE || params.kind == LLAMA_RAAS_KIND_QUEST) {
-        return true; // nothing is evicted
+    scores.clear(); // read again from this decode's last ubatch, or none
+    n_visited = 0;
+    batch_last = -1;
+    for (int32_t i = 0; i < batch.n_tokens; ++i) {
+        batch_last = std::max(batch_last, batch.pos[i]);
+    }
+    if (pol->evicts && kv->get_has_shift()) {
+        raas_set_error(std::string("policy ") + pol->name + " cannot follow positions moved by llama_memory_seq_add or "
+                "llama_memory_seq_div (its pages and pins hold positions); clear the memory, or use --policy dense");
+        return false;
+    }
+    if (stale || used() != used_known) {
+        reconcile();
+    }
+    if (!pol->evicts) {
+        return true;
     }
     const uint32_t n      = batch.n_tokens;
     const uint32_t budget = params.budget;
     while (used() + n > budget) {
-        const int v = victim();
+        n_visited += (int64_t) pages.size();
+        const int v = pol->victim(*this);
         if (v < 0) {
             char buf[256];
             snprintf(buf, sizeof(buf),
@@ -105,7 +164,10 @@ bool llama_raas::before_decode(const llama_batch & batch) {
     return true;
 }
 
-void llama_raas::read_scores(ggml_backend_sched * sched, ggml_tensor * t) {
+void llama_raas::read_scores(ggml_backend_sched * sched, ggml_tensor * t, llama_pos ubatch_last) {
+    if (ubatch_last != batch_last) {
+        return; // only the ubatch holding the batch's last token has the scores we keep
+    }
     if (!t) {
         scores.clear();
         return;
@@ -132,35 +194,41 @@ static void raas_place(llama_raas & st, llama_pos p) {
 }
 
 void llama_raas::after_decode(const llama_batch & batch) {
-    if (params.kind == LLAMA_RAAS_KIND_DENSE) {
-        return;
-    }
-
     std::vector<llama_pos> placed(batch.pos, batch.pos + batch.n_tokens);
     std::sort(placed.begin(), placed.end());
 
     bool decode_step = false;
     for (llama_pos p : placed) {
-        decode_step |= !is_pinned(p);
+        const bool pinned = is_pinned(p);
+        n_pinned += pinned ? 1 : 0;
+        decode_step |= !pinned;
     }
     if (decode_step) {
-        step += 1;
+        step += 1; // before placing: a page gets the step of its first token as timestamp
     }
-    for (llama_pos p : placed) {
-        if (is_pinned(p)) {
-            if (!pages.empty()) {
-                pages.back().closed = true; // a pinned range cuts the open page
+    if (pol->pages) {
+        for (llama_pos p : placed) {
+            if (is_pinned(p)) {
+                if (!pages.empty()) {
+                    pages.back().closed = true; // a pinned range cuts the open page
+                }
+            } else if (!pages.empty() && p <= pages.back().last) {
+                stale = true; // pages stay in position order; reconcile at the next decode
+            } else {
+                raas_place(*this, p);
             }
-        } else {
-            raas_place(*this, p);
         }
+    }
+    used_known = used();
+    if (!pol->pages) {
+        return;
     }
 
     const auto & cells = kv->get_cells(0);
     if (has_score_override) {
         std::sort(score_override.begin(), score_override.end());
-        scores.assign(cells.size(), 0.0f);
-        for (uint32_t i = 0; i < cells.size(); ++i) {
+        scores.assign(cells.used_max_p1(), 0.0f);
+        for (uint32_t i = 0; i < scores.size(); ++i) {
             if (cells.is_empty(i)) {
                 continue;
             }
@@ -173,20 +241,23 @@ void llama_raas::after_decode(const llama_batch & batch) {
         has_score_override = false;
         score_override.clear();
     }
+    if (scores.empty()) {
+        score_pos.clear();
+        return; // no scores this step (quest, streaming): the pages are as placed
+    }
 
-    // per page: cells still cached and the max score of the last step
+    // per page: the max score of its cells in the graph's KV view (O(n_kv), not O(n_ctx))
+    const uint32_t n_view = std::min<uint32_t>((uint32_t) scores.size(), cells.size());
+    n_visited += n_view;
     score_pos.assign(scores.size(), -1);
     std::vector<int32_t> count(pages.size(), 0);
     std::vector<float>   best (pages.size(), 0.0f);
-    for (uint32_t i = 0; i < cells.size(); ++i) {
-        if (cells.is_empty(i)) {
+    for (uint32_t i = 0; i < n_view; ++i) {
+        if (cells.is_empty(i) || !cells.seq_has(i, 0)) {
             continue;
         }
         const llama_pos p = cells.pos_get(i);
-        const bool has_score = i < scores.size();
-        if (has_score) {
-            score_pos[i] = p;
-        }
+        score_pos[i] = p;
         auto it = std::upper_bound(pages.begin(), pages.end(), p,
                 [](llama_pos v, const raas_page & pg) { return v < pg.first; });
         if (it == pages.begin()) {
@@ -196,49 +267,30 @@ void llama_raas::after_decode(const llama_batch & batch) {
         if (p > pages[j].last) {
             continue;
         }
-        const float s = has_score ? scores[i] : 0.0f;
-        best[j]  = count[j] == 0 ? s : std::max(best[j], s);
+        best[j]  = count[j] == 0 ? scores[i] : std::max(best[j], scores[i]);
         count[j] += 1;
     }
-    // pages whose cells were all removed by the caller (llama_memory_seq_rm) are forgotten
-    size_t w = 0;
     for (size_t j = 0; j < pages.size(); ++j) {
-        if (count[j] == 0) {
-            continue;
-        }
         pages[j].score = best[j];
-        pages[w++] = pages[j];
     }
-    pages.resize(w);
 
-    if (decode_step && needs_scores() && !scores.empty()) {
-        switch (params.kind) {
-            case LLAMA_RAAS_KIND_RAAS: raas_policy_raas_observe(*this); break;
-            case LLAMA_RAAS_KIND_H2O:  raas_policy_h2o_observe(*this);  break;
-            default: break;
-        }
+    if (decode_step && pol->observe) {
+        pol->observe(*this);
     }
 }
 
 void llama_raas::get_stats(llama_raas_stats & out) const {
     const auto & cells = kv->get_cells(0);
-    int32_t n_used = 0;
-    int32_t n_pinned = 0;
-    for (uint32_t i = 0; i < cells.size(); ++i) {
-        if (cells.is_empty(i)) {
-            continue;
-        }
-        n_used   += 1;
-        n_pinned += is_pinned(cells.pos_get(i)) ? 1 : 0;
-    }
+    const int32_t n_used = (int32_t) cells.get_used();
     out = {};
-    out.budget         = params.kind == LLAMA_RAAS_KIND_DENSE ? (int32_t) cells.size() : params.budget;
+    out.budget         = params.budget;
     out.n_cells        = (int32_t) cells.size();
     out.used           = n_used;
-    out.pinned         = n_pinned;
-    out.decode_cells   = n_used - n_pinned;
+    out.pinned         = (int32_t) n_pinned;
+    out.decode_cells   = n_used - (int32_t) n_pinned;
     out.pages          = (int32_t) pages.size();
     out.step           = step;
+    out.visited        = (int32_t) n_visited;
     out.evictions      = n_evicted_pages;
     out.evicted_cells  = n_evicted_cells;
     out.newest_pos     = newest_pos();

@@ -2,6 +2,11 @@
 // (CPU, CUDA): for the last token of the ubatch, the attention probabilities
 // per head, accumulated over layers as [n_kv, 1, n_head], then summed over
 // heads once per graph.
+// Each layer's add is expanded into the graph right where it is built: ggml-alloc
+// frees a tensor once its last consumer (views included) has run, so a layer's
+// softmax (n_kv x n_tokens x n_head floats) is freed within the layer, as in a
+// graph without scores; expanded only at the end, every layer's softmax would
+// stay alive to the end of the graph.
 // Without flash attention the graph holds those probabilities already (the
 // softmax in build_attn_mha): one add per layer reads them. Flash attention
 // never materializes them, so there the last token's softmax(q k^T * scale +
@@ -14,10 +19,19 @@
 
 #include "ggml.h"
 
+#include <algorithm>
 #include <cmath>
+
+// acc + kq, with kq consumed now: a copy when acc is empty, so no view keeps kq's source alive
+static ggml_tensor * raas_accumulate(ggml_context * ctx, ggml_cgraph * gf, ggml_tensor * acc, ggml_tensor * kq) {
+    acc = acc ? ggml_add(ctx, acc, kq) : ggml_cont(ctx, kq);
+    ggml_build_forward_expand(gf, acc);
+    return acc;
+}
 
 static ggml_tensor * raas_build_scores(
         ggml_context * ctx,
+        ggml_cgraph  * gf,
         ggml_tensor  * acc,
         ggml_tensor  * q,
         ggml_tensor  * k,
@@ -48,13 +62,18 @@ static ggml_tensor * raas_build_scores(
     ggml_tensor * m = ggml_view_2d(ctx, kq_mask, kq_mask->ne[0], 1, kq_mask->nb[1], (n_tokens - 1)*kq_mask->nb[1]);
     kq = ggml_soft_max_ext(ctx, kq, m, kq_scale, max_alibi_bias);
 
-    return acc ? ggml_add(ctx, acc, kq) : kq;
+    if (!acc) {
+        ggml_build_forward_expand(gf, kq); // a fresh tensor: no copy needed
+        return kq;
+    }
+    return raas_accumulate(ctx, gf, acc, kq);
 }
 
 ggml_tensor * llama_raas_build_attn(
         const llama_raas  & st,
         llm_graph_result  * res,
         ggml_context      * ctx,
+        ggml_cgraph       * gf,
         ggml_tensor       * q,
         ggml_tensor       * k,
         ggml_tensor       * kq_mask,
@@ -64,22 +83,33 @@ ggml_tensor * llama_raas_build_attn(
         int                 il,
         bool                flash_attn) {
     if (st.needs_scores() && flash_attn) {
-        res->t_raas_scores = raas_build_scores(ctx, res->t_raas_scores, q, k, kq_mask, kq_scale, max_alibi_bias, softcap);
+        res->t_raas_scores = raas_build_scores(ctx, gf, res->t_raas_scores, q, k, kq_mask, kq_scale, max_alibi_bias, softcap);
     }
-    if (st.params.kind == LLAMA_RAAS_KIND_QUEST) {
-        return raas_policy_quest_mask(st, res, ctx, q, k, kq_mask, il);
+    if (st.pol->build_attn) {
+        return st.pol->build_attn(st, res, ctx, q, k, kq_mask, il);
     }
     return kq_mask;
 }
 
-ggml_tensor * llama_raas_observe_attn(const llama_raas & st, ggml_context * ctx, ggml_tensor * acc, ggml_tensor * kq) {
+ggml_tensor * llama_raas_observe_attn(const llama_raas & st, ggml_context * ctx, ggml_cgraph * gf, ggml_tensor * acc, ggml_tensor * kq) {
     if (!st.needs_scores()) {
         return acc;
     }
     GGML_ASSERT(kq->ne[3] == 1 && "raas: one KV stream only");
     // [n_kv, n_tokens, n_head] -> the last token's row of every head
     ggml_tensor * last = ggml_view_3d(ctx, kq, kq->ne[0], 1, kq->ne[2], kq->nb[1], kq->nb[2], (kq->ne[1] - 1)*kq->nb[1]);
-    return acc ? ggml_add(ctx, acc, last) : last;
+    return raas_accumulate(ctx, gf, acc, last);
+}
+
+uint32_t llama_raas_graph_nodes(const llama_raas & st, uint32_t n_layer) {
+    // per layer: the scores (flash attention recomputes them: at most 12 nodes), the policy's mask ops;
+    // once: the sum over heads
+    const uint32_t per_layer = (st.needs_scores() ? 12 : 0) + (uint32_t) st.pol->graph_nodes;
+    return per_layer*n_layer + 8;
+}
+
+uint32_t llama_raas_rope_ctx(const llama_raas * st, uint32_t n_ctx_seq, uint32_t n_ctx_train) {
+    return st && st->pol->evicts ? std::max(n_ctx_seq, n_ctx_train) : n_ctx_seq;
 }
 
 void llama_raas::finish_graph(ggml_context * ctx, ggml_cgraph * gf, ggml_tensor *& t) const {
@@ -88,9 +118,6 @@ void llama_raas::finish_graph(ggml_context * ctx, ggml_cgraph * gf, ggml_tensor 
     }
     // [n_kv, 1, n_head] -> [n_head, n_kv] -> sum over heads -> [n_kv]
     const int64_t n_kv = t->ne[0];
-    if (!ggml_is_contiguous(t)) {
-        t = ggml_cont(ctx, t); // a one-layer model's scores are still a view of its softmax
-    }
     ggml_tensor * s = ggml_reshape_2d(ctx, t, n_kv, t->ne[1]*t->ne[2]);
     s = ggml_cont(ctx, ggml_transpose(ctx, s));
     s = ggml_sum_rows(ctx, s);

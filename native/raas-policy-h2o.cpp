@@ -16,20 +16,20 @@ int32_t raas_h2o_recent(const llama_raas_params & p) {
     return p.budget - (int32_t) std::floor((double) p.heavy_ratio * p.budget);
 }
 
-void raas_policy_h2o_observe(llama_raas & st) {
+static void h2o_observe(llama_raas & st) {
     for (raas_page & p : st.pages) {
         p.acc += p.score;
     }
 }
 
-int raas_policy_h2o_victim(const llama_raas & st) {
+static int h2o_victim(const llama_raas & st) {
     const llama_pos newest = st.newest_pos();
     const llama_pos recent_from = newest - raas_h2o_recent(st.params) + 1;
     int best = -1;
     int oldest = -1;
     for (size_t i = 0; i < st.pages.size(); ++i) {
         const raas_page & p = st.pages[i];
-        if (!p.closed || (newest >= p.first && newest <= p.last)) {
+        if (!raas_page_evictable(p, newest)) {
             continue;
         }
         if (oldest < 0) {
@@ -45,3 +45,18 @@ int raas_policy_h2o_victim(const llama_raas & st) {
     }
     return best >= 0 ? best : oldest;
 }
+
+const raas_policy raas_policy_h2o = {
+    /*.kind         =*/ LLAMA_RAAS_KIND_H2O,
+    /*.name         =*/ "h2o",
+    /*.needs_scores =*/ true,
+    /*.evicts       =*/ true,
+    /*.pages        =*/ true,
+    /*.page_size    =*/ 1, // H2O evicts single cells
+    /*.graph_nodes  =*/ 0,
+    /*.check        =*/ nullptr,
+    /*.on_reset     =*/ nullptr,
+    /*.observe      =*/ h2o_observe,
+    /*.victim       =*/ h2o_victim,
+    /*.build_attn   =*/ nullptr,
+};

@@ -32,6 +32,7 @@
 #include "ggml-backend.h"
 
 #include <algorithm>
+#include <string>
 #include <vector>
 
 static const char * QUEST_BIAS_NAME = "raas_quest_bias";
@@ -74,7 +75,7 @@ private:
     ggml_tensor * bias;
 };
 
-ggml_tensor * raas_policy_quest_mask(
+static ggml_tensor * quest_mask(
         const llama_raas  & st,
         llm_graph_result  * res,
         ggml_context      * ctx,
@@ -135,3 +136,26 @@ ggml_tensor * raas_policy_quest_mask(
     m = ggml_add(ctx, off, m);
     return f16 ? ggml_cast(ctx, m, GGML_TYPE_F16) : m;
 }
+
+static std::string quest_check(const llama_raas_params & p) {
+    if (256 % p.page_size != 0) {
+        // llama.cpp pads the KV view to 256 cells; quest's pages must tile it
+        return "quest needs a page size that divides 256, got " + std::to_string(p.page_size);
+    }
+    return "";
+}
+
+const raas_policy raas_policy_quest = {
+    /*.kind         =*/ LLAMA_RAAS_KIND_QUEST,
+    /*.name         =*/ "quest",
+    /*.needs_scores =*/ false,
+    /*.evicts       =*/ false,
+    /*.pages        =*/ true,
+    /*.page_size    =*/ 0,
+    /*.graph_nodes  =*/ 40, // bounds, pools, two products, argsort, threshold, mask casts
+    /*.check        =*/ quest_check,
+    /*.on_reset     =*/ nullptr,
+    /*.observe      =*/ nullptr,
+    /*.victim       =*/ nullptr,
+    /*.build_attn   =*/ quest_mask,
+};

@@ -19,7 +19,7 @@ int32_t raas_n_refresh(float ratio, size_t n_pages) {
     return (int32_t) std::ceil((double) ratio * (double) n_pages - 1e-6);
 }
 
-void raas_policy_raas_observe(llama_raas & st) {
+static void raas_observe(llama_raas & st) {
     auto & pages = st.pages;
     std::vector<size_t> order(pages.size());
     std::iota(order.begin(), order.end(), 0);
@@ -35,12 +35,12 @@ void raas_policy_raas_observe(llama_raas & st) {
     }
 }
 
-int raas_policy_raas_victim(const llama_raas & st) {
+static int raas_victim(const llama_raas & st) {
     const llama_pos newest = st.newest_pos();
     int best = -1;
     for (size_t i = 0; i < st.pages.size(); ++i) {
         const raas_page & p = st.pages[i];
-        if (!p.closed || (newest >= p.first && newest <= p.last)) {
+        if (!raas_page_evictable(p, newest)) {
             continue;
         }
         // pages are in position order, so the first of equal ts has the smaller first position
@@ -50,3 +50,18 @@ int raas_policy_raas_victim(const llama_raas & st) {
     }
     return best;
 }
+
+const raas_policy raas_policy_raas = {
+    /*.kind         =*/ LLAMA_RAAS_KIND_RAAS,
+    /*.name         =*/ "raas",
+    /*.needs_scores =*/ true,
+    /*.evicts       =*/ true,
+    /*.pages        =*/ true,
+    /*.page_size    =*/ 0,
+    /*.graph_nodes  =*/ 0,
+    /*.check        =*/ nullptr,
+    /*.on_reset     =*/ nullptr,
+    /*.observe      =*/ raas_observe,
+    /*.victim       =*/ raas_victim,
+    /*.build_attn   =*/ nullptr,
+};

@@ -7,14 +7,34 @@
 
 #include "raas.h"
 
-int raas_policy_streaming_victim(const llama_raas & st) {
+static void streaming_reset(llama_raas & st) {
+    if (st.params.n_sink > 0) {
+        st.pin(0, st.params.n_sink); // the attention sinks: the first positions of the sequence
+    }
+}
+
+static int streaming_victim(const llama_raas & st) {
     const llama_pos newest = st.newest_pos();
     for (size_t i = 0; i < st.pages.size(); ++i) {
-        const raas_page & p = st.pages[i];
         // pages are in position order: the first evictable one is the oldest
-        if (p.closed && !(newest >= p.first && newest <= p.last)) {
+        if (raas_page_evictable(st.pages[i], newest)) {
             return (int) i;
         }
     }
     return -1;
 }
+
+const raas_policy raas_policy_streaming = {
+    /*.kind         =*/ LLAMA_RAAS_KIND_STREAMING,
+    /*.name         =*/ "streaming",
+    /*.needs_scores =*/ false,
+    /*.evicts       =*/ true,
+    /*.pages        =*/ true,
+    /*.page_size    =*/ 0,
+    /*.graph_nodes  =*/ 0,
+    /*.check        =*/ nullptr,
+    /*.on_reset     =*/ streaming_reset,
+    /*.observe      =*/ nullptr,
+    /*.victim       =*/ streaming_victim,
+    /*.build_attn   =*/ nullptr,
+};

@@ -104,6 +104,7 @@ class GenerationEvent:
 class _Turn:
     first_pos: int                   # position of the turn's first generated token
     text: list[str] = field(default_factory=list)  # each token's text, in order
+    opened_at: int | None = None     # position of the prompt's open think tag, if the template opened the block
 
 
 def flash_attn_for(policy: Policy, asked: bool, on_gpu: bool) -> bool:
@@ -364,6 +365,15 @@ class Engine:
     def decode_one_token(self, token: int) -> None:
         self._decode([token], logits_last=True)
 
+    def truncate(self, pos: int) -> None:
+        """Drop positions >= pos from the cache and continue from pos (llama_memory_seq_rm(.., pos, -1))."""
+        if not 0 <= pos <= self._pos:
+            raise PolicyError(f"cannot truncate to position {pos}: the sequence is at {self._pos}")
+        llama_cpp.llama_memory_seq_rm(self.memory, 0, pos, -1)
+        self._seq_tokens -= self._pos - pos
+        self._pos = pos
+        self._cached_text = None  # the text no longer matches what the cache holds
+
     def _sampler(self, s: Sampling):
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         if s.ignore_eos and self._eog:
@@ -422,6 +432,8 @@ class Engine:
         sampler = self._sampler(s)
         utf8 = codecs.getincrementaldecoder("utf-8")("replace")
         turn = _Turn(self._pos)
+        if self.think_tags and not raw:
+            turn.opened_at = self._think_opened_by_prompt(tokens, self.think_tags[0])
         n_gen, t_decode, reason = 0, 0.0, "length"
         try:
             while n_gen < s.max_tokens:
@@ -447,19 +459,39 @@ class Engine:
         # fresh: _finish_turn may have removed the thinking block from the cache
         yield GenerationEvent(tail, None, self._stats(len(tokens), n_gen, t_prefill, t_decode, self.cache_stats()), True, reason)
 
+    def _think_opened_by_prompt(self, tokens: Sequence[int], open_tag: str) -> int | None:
+        """Position of the open tag that ends the prompt (DeepSeek-R1 distills and QwQ render
+        `<think>` into the generation prompt), or None."""
+        tail = b""
+        for k in range(1, min(len(tokens), 8) + 1):
+            tail = self.piece(tokens[-k]) + tail
+            text = tail.decode("utf-8", "replace")
+            if text.strip().startswith(open_tag):
+                return self._pos - k if text.rstrip().endswith(open_tag) else None
+        return None
+
     def _finish_turn(self, turn: _Turn) -> None:
         """Record what the cache now holds; drop a finished thinking block from it."""
         text = "".join(turn.text)
         span = think_span(text, self.think_tags)
+        if span is None and turn.opened_at is not None:
+            # the prompt opened the block: it runs from the prompt's open tag to the reply's close tag
+            close = text.find(self.think_tags[1])
+            span = (0, close + len(self.think_tags[1])) if close >= 0 else None
         if span is not None:
             # the tokens whose text the block spans, from the one holding its first character to its last
             ends = list(itertools.accumulate(len(t) for t in turn.text))
             first = bisect.bisect_right(ends, span[0])
             last = bisect.bisect_left(ends, span[1])
-            p0, p1 = turn.first_pos + first, turn.first_pos + last + 1
-            llama_cpp.llama_memory_seq_rm(self.memory, 0, p0, p1)
-            self._seq_tokens -= p1 - p0
+            p0 = turn.opened_at if span[0] == 0 and turn.opened_at is not None else turn.first_pos + first
+            # the newest position stays: llama.cpp decodes the next turn at max position + 1
+            p1 = min(turn.first_pos + last + 1, self._pos - 1)
+            if p1 > p0:
+                llama_cpp.llama_memory_seq_rm(self.memory, 0, p0, p1)
+                self._seq_tokens -= p1 - p0
             text = text[: span[0]] + text[span[1]:]
+            if p0 == turn.opened_at and self._cached_text is not None:  # its open tag left the cache too
+                self._cached_text = self._cached_text[: self._cached_text.rfind(self.think_tags[0])]
         if self._cached_text is not None:
             self._cached_text += text
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from raas_local.errors import NativeLibraryError, PolicyError
 
 # must match LLAMA_RAAS_VERSION in native/raas-api.cpp
-API_VERSION = 2
+API_VERSION = 3
 REBUILD = "run `make setup` (or `python native/build.py --install`) in the raas-local checkout"
 
 try:
@@ -116,7 +116,7 @@ class llama_raas_stats(ctypes.Structure):
         ("decode_cells", ctypes.c_int32),
         ("pages", ctypes.c_int32),
         ("step", ctypes.c_int32),
-        ("pad", ctypes.c_int32),
+        ("visited", ctypes.c_int32),  # cells and pages the host visited in the last decode
         ("evictions", ctypes.c_int64),
         ("evicted_cells", ctypes.c_int64),
         ("newest_pos", llama_pos),
@@ -163,7 +163,7 @@ _override_scores = _bind(
     [_ctx, ctypes.POINTER(llama_pos), ctypes.POINTER(ctypes.c_float), ctypes.c_int32],
     ctypes.c_int32,
 )
-
+_compute_buffer_size = _bind("llama_raas_compute_buffer_size", [_ctx], ctypes.c_size_t)
 
 
 def last_error() -> str:
@@ -241,3 +241,8 @@ def override_scores(ctx, scores: dict[int, float]) -> None:
     sc = (ctypes.c_float * max(n, 1))(*scores.values())
     if _override_scores(ctx, pos, sc, n) != 0:
         raise PolicyError(last_error())
+
+
+def compute_buffer_size(ctx) -> int:
+    """Bytes of the scheduler's compute buffers: the graph's working memory (prefill's is the largest)."""
+    return int(_compute_buffer_size(ctx))

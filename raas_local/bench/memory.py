@@ -5,6 +5,10 @@ No timing: the cache is filled exactly as the speed suite fills it
 cells equal the length; an evicting policy holds at most its budget. Bytes are
 cells times the model's bytes per cell (K and V of every layer at the cache's
 element type), the same figure `raas-local run` reports.
+
+Each record also carries the scheduler's compute buffer: the graph's working
+memory, reserved for the largest (prefill) ubatch over the whole context, so
+it is the policy's peak beside the cache at prefill.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from raas_local import native
 from raas_local.bench import plots, report
 from raas_local.bench.fill import dense_cells, fill
 from raas_local.bench.plan import Plan, common_settings, measure_per_length, selected_per_length
@@ -29,6 +34,7 @@ class MemoryRecord:
     kv_bytes: int
     kv_bytes_dense: int   # what a dense cache would hold after the same tokens
     evictions: int
+    compute_bytes: int = 0  # scheduler compute buffer (prefill's worst case)
 
 
 def measure_memory(model, policy: Policy, length: int, **engine_kw) -> MemoryRecord:
@@ -37,8 +43,8 @@ def measure_memory(model, policy: Policy, length: int, **engine_kw) -> MemoryRec
     try:
         fill(eng, policy, length)
         s = eng.cache_stats()
-        return MemoryRecord("memory", policy.kind, policy.budget, length,
-                            s.used, s.kv_bytes, s.kv_bytes_dense, s.evictions)
+        return MemoryRecord("memory", policy.kind, policy.budget, length, s.used, s.kv_bytes, s.kv_bytes_dense,
+                            s.evictions, native.compute_buffer_size(eng.ctx))
     finally:
         eng.close()
 
@@ -62,7 +68,7 @@ def settings(plan: Plan) -> str:
 
 def outputs(plan: Plan, records: list[dict]) -> tuple[str, list[str]]:
     plot(records, plan.out / "memory.png")
-    return table(records), checks(records)
+    return table(records) + "\n\n" + compute_table(records), checks(records)
 
 
 def table(records: list[dict]) -> str:
@@ -84,6 +90,17 @@ def table(records: list[dict]) -> str:
                 a, b = by.get((s, n)), by.get((dense, n))
                 cells.append(f"{a['kv_bytes'] / b['kv_bytes']:.2f}" if a and b and b["kv_bytes"] else "-")
         rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def compute_table(records: list[dict]) -> str:
+    """Markdown: the compute buffer (prefill's peak working memory, MiB) per length and policy."""
+    names = report.series_order(records)
+    by = {(report.name(r), r["length"]): r for r in records}
+    rows = ["| length | " + " | ".join(f"{n} compute (MiB)" for n in names) + " |", "|" + "---|" * (len(names) + 1)]
+    for n in sorted({r["length"] for r in records}):
+        cells = [f"{by[(s, n)].get('compute_bytes', 0) / 2**20:.1f}" if (s, n) in by else "-" for s in names]
+        rows.append(f"| {n} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 

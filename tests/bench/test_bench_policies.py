@@ -19,6 +19,15 @@ def test_memory_keeps_every_evicting_policy_within_its_budget(kind):
     r = measure_memory(None, CachePolicy(kind=kind, budget=64), 300, n_threads=1)
     assert r.budget == 64 and 0 < r.kv_cells <= 64 and r.evictions > 0
     assert r.kv_bytes_dense == 300 * (r.kv_bytes // r.kv_cells)
+    assert r.compute_bytes > 0  # the prefill peak beside the cache
+
+
+def test_memory_table_lists_each_policy_compute_buffer():
+    from raas_local.bench.memory import compute_table
+
+    recs = [dict(policy="dense", budget=None, length=1000, compute_bytes=3 << 20),
+            dict(policy="raas", budget=512, length=1000, compute_bytes=1 << 20)]
+    assert compute_table(recs).splitlines()[2] == "| 1000 | 3.0 | 1.0 |"
 
 
 @pytest.fixture(scope="module")
