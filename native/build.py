@@ -14,8 +14,9 @@ Steps, each failing with one clear line:
   7. with --install, pip-install it (--no-deps, so nothing can pull the stock
      llama-cpp-python); a repeat with nothing changed takes seconds.
 
-The wheel's version is 0.3.36+raas.<key8>, so `pip list` shows which build is
-installed and an installed build that matches the key is left alone. An
+The wheel's version is 0.3.36+raas.<key8>.src<sources8>, so `pip list` shows
+which build is installed (and raas_local's import check which sources it came
+from); an installed build that matches the key is left alone. An
 --install records the backend in the venv, and a later --install without
 --cuda/--cpu or RAAS_CUDA keeps it.
 """

@@ -48,6 +48,7 @@ void llama_raas::pin(llama_pos p0, llama_pos p1) {
 
 void llama_raas::reset() {
     pins.clear();
+    n_pinned = 0;
     pages.clear();
     step = 0;
     n_evicted_pages = 0;
@@ -279,7 +280,10 @@ void llama_raas::after_decode(const llama_batch & batch) {
     }
 }
 
-void llama_raas::get_stats(llama_raas_stats & out) const {
+void llama_raas::get_stats(llama_raas_stats & out) {
+    if (stale || used() != used_known) {
+        reconcile(); // a clear or the caller's seq_rm since the last decode: count what is cached now
+    }
     const auto & cells = kv->get_cells(0);
     const int32_t n_used = (int32_t) cells.get_used();
     out = {};

@@ -114,7 +114,7 @@ struct llama_raas {
     // cache facts
     uint32_t  used() const;
     llama_pos newest_pos() const;
-    void      get_stats(llama_raas_stats & out) const;
+    void      get_stats(llama_raas_stats & out);
 
     void free_page(int i);
     // after the caller's own memory ops: recount pins, drop or cut pages that lost their cells

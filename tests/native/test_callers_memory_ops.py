@@ -81,3 +81,24 @@ def test_shifting_positions_fails_the_next_decode_with_a_clear_error(tiny_llama,
     with pytest.raises(RaasError, match=r"policy raas cannot follow positions moved by llama_memory_seq_add or llama_memory_seq_div"):
         eng.decode_one_token(5)
     eng.close()
+
+
+@pytest.mark.parametrize("kind", ["raas", "streaming", "h2o"])
+def test_stats_after_a_reset_or_a_callers_seq_rm_count_what_is_cached_now(tiny_llama, kind):
+    """The pinned/used counters are running totals: a clear or a caller's seq_rm must not leave
+    them stale until the next decode (the next prompt's room check reads them before it)."""
+    path, _ = tiny_llama
+    page = 1 if kind == "h2o" else 8
+    eng = Engine(path, policy=CachePolicy(kind=kind, budget=64, page_size=page) if kind != "h2o"
+                 else CachePolicy(kind=kind, budget=64), n_ctx=64, n_threads=1)
+    eng.prefill(list(range(5, 35)))
+    assert eng.cache_stats().pinned == 30
+    eng.reset()
+    s = eng.cache_stats()
+    assert (s.used, s.pinned, s.decode_cells) == (0, 0, 0)
+    eng.check_prompt_fits(40)  # 40 pinned + two pages fit 64: refused when the old 30 still counted
+    eng.prefill(list(range(5, 25)))
+    llama_cpp.llama_memory_seq_rm(eng.memory, 0, 10, -1)
+    s = eng.cache_stats()
+    assert (s.used, s.pinned, s.decode_cells) == (10, 10, 0)
+    eng.close()
