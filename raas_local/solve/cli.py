@@ -121,6 +121,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_model_flags(p, positional_model=False, budget_default=None,
                     budget_help=f"KV cells per sequence, prompt included (default: the model's recommended budget, else {DEFAULT_BUDGET})")
     add_sampling_flags(p, max_tokens=DEFAULT_MAX_TOKENS)
+    # --- issue 15: solve on a Ray cluster (raas_local/solve/ray_driver.py) ---
+    from raas_local.solve.ray_cluster import parse_address
+
+    p.add_argument("--ray", nargs="?", const="local", default=None, type=parse_address, metavar="ADDRESS",
+                   help="solve on Ray: no ADDRESS starts a local instance; auto, HOST:PORT or ray://HOST:PORT "
+                        "joins a cluster (needs: pip install 'raas-local[ray]')")
+    p.add_argument("--workers", type=positive_int, default=None, metavar="K",
+                   help="with --ray: worker actors (default: one per GPU with -ngl, else the cluster's CPUs / threads)")
+    # --- end issue 15 ---
     p.set_defaults(func=cmd_solve)
     return p
 
@@ -382,6 +391,12 @@ def cmd_solve(args) -> int:
         problems = problems[: args.limit]
     if not problems:
         raise InputError(f"no valid problems in {problems_path}")
+    if args.ray is not None:  # issue 15: the Ray driver takes over from here (raas_local/solve/ray_driver.py)
+        from raas_local.solve.ray_driver import solve_on_ray
+
+        return solve_on_ray(args, problems, problems_path)
+    if args.workers is not None:
+        raise InputError("--workers needs --ray")
 
     model_arg = args.model_flag or args.model
     model_path, spec = resolve_model(model_arg)
