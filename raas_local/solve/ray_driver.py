@@ -403,17 +403,18 @@ def solve_on_ray(args, problems: list, problems_path: Path) -> int:
               f"on a cluster of {len(info.nodes)} node(s) ({int(info.cpus)} CPUs, {int(info.gpus)} GPUs)",
               file=sys.stderr)
 
-        # The first worker to load gives the prompt template (and the label, if only a worker knows it).
-        first_info, slot_ready, waited = None, None, 0.0
-        while first_info is None:
+        # Every worker loads before any problem is handed out, so a node that cannot load the
+        # model fails the run whatever the others do; the first gives the label if only a worker knows it.
+        loaded, waited = [], 0.0
+        while len(loaded) < workers:
             for ref in pool.wait():
-                slot_ready = pool.owner(ref)
-                first_info = pool.loaded(slot_ready, ref)
-                break
+                slot = pool.owner(ref)
+                loaded.append((slot, pool.loaded(slot, ref)))
             waited += 1.0
-            if first_info is None and waited == 120.0:
-                print(f"raas-local: still waiting for Ray to place a worker ({threads} CPU(s)"
-                      f"{' and 1 GPU' if gpus else ''} each)", file=sys.stderr)
+            if len(loaded) < workers and waited == 120.0:
+                print(f"raas-local: still waiting for Ray to place {workers - len(loaded)} worker(s) "
+                      f"({threads} CPU(s){' and 1 GPU' if gpus else ''} each)", file=sys.stderr)
+        slot_ready, first_info = loaded[0]
         if label is None:
             label = first_info["model_label"]
             plan = _make_plan(args, problems, problems_path, label)

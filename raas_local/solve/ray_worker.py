@@ -114,5 +114,5 @@ class SolveWorker:
             self.eng.set_policy(policy)
         gen = _generate_fn(self.eng, self.args)(render_prompt(self.template, problem.problem))
         record = score(problem, gen, timeout=self.args.check_timeout, think_tags=self.think_tags)
-        record.setdefault("node", self.where["node"])
+        record.setdefault("worker", f"{self.where['node']} pid {self.where['pid']}")  # which actor solved it
         return record
