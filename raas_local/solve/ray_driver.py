@@ -204,11 +204,12 @@ class _Pool:
             out.extend([s.loading] if s.loading is not None else s.inflight)
         return out
 
-    def owner(self, ref) -> _Slot:
+    def owner(self, ref) -> _Slot | None:
+        """The slot waiting on ``ref``; None once its actor was declared dead (its problems requeued)."""
         for s in self.slots:
             if s.loading == ref or ref in s.inflight:
                 return s
-        raise KeyError(ref)
+        return None
 
     def kill(self, slot: _Slot) -> None:
         slot.dead = True
@@ -282,7 +283,7 @@ def _dispatch(pool: _Pool, queue: deque, write, on_loaded=None) -> None:
             raise WorkerError("every Ray worker died; nothing more can run (finished problems are saved)")
         for ref in pool.wait():
             slot = pool.owner(ref)
-            if slot.dead:
+            if slot is None or slot.dead:  # an answer from an actor already declared dead
                 continue
             if slot.loading is not None:
                 info = pool.loaded(slot, ref)
