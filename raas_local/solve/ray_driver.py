@@ -21,8 +21,9 @@ Decisions:
   handed out again, and no id is ever written twice.  A problem that was in
   flight on ``MAX_ATTEMPTS`` actors that died fails the run (it is likely
   what kills them).
-* A worker that cannot load the model fails the run with one line naming its
-  node and the reason.  A model given as a local path is checked on every
+* Every worker loads the model before any problem is handed out, so a worker
+  that cannot load it fails the run (one line naming its node and the reason)
+  whatever the others do.  A replacement that cannot load it fails the run too.  A model given as a local path is checked on every
   node that can host a worker before any work starts.
 * Ctrl-C: the workers are stopped, the metrics of what is on disk are
   written, one line says how many are done and to rerun the same command;
