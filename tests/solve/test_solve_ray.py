@@ -372,3 +372,25 @@ def test_ctrl_c_stops_the_workers_then_resume(cluster, tmp_path):
     ids = [x["id"] for x in read_lines(out)]
     assert sorted(ids) == sorted(x["id"] for x in MANY) and len(ids) == len(set(ids))
     assert f"({len(MANY) - done} new, {done} resumed)" in r.stdout
+
+
+def test_worker_sizing():
+    from argparse import Namespace
+
+    from raas_local.errors import InputError
+    from raas_local.solve.ray_driver import size_workers
+
+    def size(cpus, gpus=0.0, workers=None, threads=None, ngl=0, nodes=None):
+        return size_workers(Namespace(workers=workers, threads=threads, n_gpu_layers=ngl), cpus, gpus,
+                            nodes if nodes is not None else [cpus])
+
+    assert size(2, workers=2) == (2, 1, 0)  # the issue's `--ray --workers 2` on this 2-core machine
+    assert size(16) == (4, 4, 0)  # CPU-only: 4 threads a worker
+    assert size(2) == (1, 2, 0)
+    assert size(16, threads=2) == (8, 2, 0)
+    assert size(64, gpus=4, ngl=99) == (4, 1, 1)  # one per GPU
+    assert size(64, gpus=4) == (16, 4, 0)  # GPUs unused without -ngl
+    with pytest.raises(InputError, match="needs 8 CPUs; the cluster has 2"):
+        size(2, workers=4, threads=2)
+    with pytest.raises(InputError, match="no node of the cluster has 8 CPUs"):
+        size(16, threads=8, nodes=[4, 4, 4, 4])
