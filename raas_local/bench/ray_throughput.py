@@ -10,7 +10,10 @@ the wall time end to end (start-up included: Ray's start and each actor's
 model load for ``--ray``), the time to the first record, and the problems per
 minute over the whole run and between the first and the last record (the
 steady rate, start-up left out); then the ratios ray / local.  The Ray run
-starts a local instance (loopback only) and ends it.
+starts a local instance (loopback only) and ends it.  A third row, local
+``solve -t 1``, is the reference for one worker's share: on a machine busy
+with other work, ggml's spinning threads make ``-t K`` much slower than K
+single-thread processes, and this row shows how much of the ratio is that.
 """
 
 from __future__ import annotations
@@ -58,12 +61,17 @@ def main(argv: list[str] | None = None) -> int:
         local = _timed([*cli, *common, "-t", str(a.workers), "-o", f"{tmp}/local.jsonl"], Path(tmp, "local.jsonl"))
         ray = _timed([*cli, *common, "--ray", "--workers", str(a.workers), "-t", "1", "-o", f"{tmp}/ray.jsonl"],
                      Path(tmp, "ray.jsonl"))
+        one = _timed([*cli, *common, "-t", "1", "-o", f"{tmp}/one.jsonl"], Path(tmp, "one.jsonl"))
     print(f"{a.limit} sample problems, -n {a.max_tokens}, --budget {a.budget}, greedy, embedded model")
-    print(f"| run | problems | wall s | first record s | problems/min (end to end) | problems/min (steady) |")
+    print("| run | problems | wall s | first record s | problems/min (end to end) | problems/min (steady) |")
     print("|---|---:|---:|---:|---:|---:|")
-    for name, r in ((f"local solve -t {a.workers}", local), (f"solve --ray --workers {a.workers} -t 1", ray)):
+    rows = ((f"local solve -t {a.workers}", local), (f"solve --ray --workers {a.workers} -t 1", ray),
+            ("local solve -t 1 (reference)", one))
+    for name, r in rows:
         print(f"| {name} | {r['n']} | {r['wall_s']:.1f} | {r['first_s']:.1f} | {r['ppm']:.1f} | {r['steady_ppm']:.1f} |")
-    print(f"ratio ray / local: end to end {ray['ppm'] / local['ppm']:.2f}x, steady {ray['steady_ppm'] / local['steady_ppm']:.2f}x")
+    print(f"ratio ray / local -t {a.workers}: end to end {ray['ppm'] / local['ppm']:.2f}x, "
+          f"steady {ray['steady_ppm'] / local['steady_ppm']:.2f}x")
+    print(f"ratio ray / local -t 1: end to end {ray['ppm'] / one['ppm']:.2f}x, steady {ray['steady_ppm'] / one['steady_ppm']:.2f}x")
     return 0
 
 

@@ -78,8 +78,25 @@ def _host(address: str) -> str:
     return rest.rsplit(":", 1)[0]
 
 
+def _auto_target() -> str | None:
+    """What ``auto`` joins: ``$RAY_ADDRESS``, else the address ``ray start`` left in Ray's temp folder."""
+    if os.environ.get("RAY_ADDRESS"):
+        return os.environ["RAY_ADDRESS"]
+    import tempfile
+    from pathlib import Path
+
+    f = Path(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir(), "ray", "ray_current_cluster")
+    try:
+        return f.read_text().strip() or None
+    except OSError:
+        return None
+
+
 def is_loopback_address(address: str) -> bool:
-    """True for no address (a local instance) and for a head given as 127.0.0.1/localhost/::1."""
+    """True for no address (a local instance) and for a head on 127.0.0.1/localhost/::1 (``auto`` too)."""
+    if address == "auto":
+        target = _auto_target()
+        return target is not None and target != "auto" and is_loopback_address(target)
     return address == LOCAL or _host(address) in _LOOPBACK_HOSTS
 
 

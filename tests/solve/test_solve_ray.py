@@ -241,6 +241,7 @@ def test_every_id_once_same_answers_as_local_and_loopback_only(cluster, tmp_path
                                 "-o", str(out)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
                             env=driver_env(tmp_path), cwd=tmp_path)
+    assert shutil.which("ss"), "this test reads the sockets with iproute2's ss"
     seen: list[tuple[str, str, str, str]] = []
     while proc.poll() is None:  # watch every socket of the cluster and the driver while it runs
         seen.extend(sockets(set(descendants(os.getpid()))))
