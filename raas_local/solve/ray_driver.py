@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from raas_local.errors import InputError, ModelError, PolicyError, RaasError
-from raas_local.solve.ray_cluster import LOCAL, connect, disconnect, import_ray
+from raas_local.solve.ray_cluster import connect, disconnect, import_ray
 
 __all__ = ["IN_FLIGHT_PER_WORKER", "MAX_ATTEMPTS", "DEFAULT_THREADS", "size_workers", "solve_on_ray"]
 
@@ -432,8 +432,8 @@ def solve_on_ray(args, problems: list, problems_path: Path) -> int:
         queue = deque(_Task(run, p) for run in plan.runs for p in plan.pending[run.tag])
         total = len(problems) * len(plan.runs)
         done_ids = {run.tag: set(writers[run.tag].done_ids) for run in plan.runs}
-        stats = {"correct": sum(1 for w in writers.values() for r in w.records if r.get("correct") is True),
-                 "scored": sum(len(w.records) for w in writers.values())}
+        resumed = [r for run in plan.runs for r in _ordered(problems, writers[run.tag].records)]
+        stats = {"correct": sum(1 for r in resumed if r.get("correct") is True), "scored": len(resumed)}
         if not args.no_progress and sys.stderr.isatty():
             from raas_local.solve.runner import _progress
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_hub import FakeHub, HubFile, commit_of, serve_fake_hub  # noqa: F401 (re-exported for the tests)
+from fake_hub import FakeHub, serve_fake_hub
 from models_testutil import write_gguf
 
 
