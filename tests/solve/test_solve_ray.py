@@ -290,6 +290,26 @@ def test_registry_and_hub_models_resolve_on_each_worker(cluster, tmp_path, tiny_
     assert not (tmp_path / "hf-driver").exists()
 
 
+def test_a_sweep_is_spread_over_the_workers(cluster, tmp_path, tiny_llama):
+    p = write_problems(tmp_path / "p.jsonl", PROBLEMS[:4])
+    sweep = tmp_path / "sweep"
+    r = run_cli(tmp_path, str(p), "--ray", cluster.address, "--workers", "2", "-t", "1", "-m", str(tiny_llama[0]),
+                "--policies", "raas,dense", "--budgets", "256", "-n", "8", "--temp", "0", "-o", str(sweep))
+    assert r.returncode == 0, r.stderr
+    workers = set()
+    for tag in ("raas-256", "dense"):
+        recs = read_lines(sweep / f"p.tiny-llama.{tag}.results.jsonl")
+        assert sorted(x["id"] for x in recs) == sorted(x["id"] for x in PROBLEMS[:4])
+        assert {x["run"]["policy"] for x in recs} == {tag.split("-")[0]}
+        workers |= {x["worker"] for x in recs}
+        assert json.loads((sweep / f"p.tiny-llama.{tag}.metrics.json").read_text())["n"] == 4
+    assert len(workers) == 2
+    rows = [(row["policy"], row["budget"], row["n"]) for row in
+            json.loads((sweep / "p.tiny-llama.sweep.json").read_text())["table"]]
+    assert rows == [("raas", 256, 4), ("dense", None, 4)]
+    assert "| dense | n/a |" in r.stdout
+
+
 def test_worker_that_cannot_load_the_model_fails_the_run(cluster, tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
     from models_testutil import write_gguf
