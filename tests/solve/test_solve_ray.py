@@ -371,7 +371,7 @@ def test_ctrl_c_stops_the_workers_then_resume(cluster, tmp_path):
     try:
         wait_for_lines(out, 2, proc)
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=120)
+        stdout, stderr = proc.communicate(timeout=300)  # the machine may be loaded; Ray shuts down slowly then
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -383,7 +383,7 @@ def test_ctrl_c_stops_the_workers_then_resume(cluster, tmp_path):
     assert last.startswith("raas-local: interrupted:") and f"{done}/{len(MANY)} problems done" in last
     assert "rerun the same command" in last
     assert json.loads((tmp_path / "out.metrics.json").read_text())["n"] == done
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while solve_workers():  # the workers were stopped with the driver
         assert time.monotonic() < deadline, "SolveWorker actors outlived the driver"
         time.sleep(0.5)
