@@ -141,7 +141,7 @@ def cmd_solve(args) -> int:
         return solve_on_ray(args, problems, problems_path)
 
     model_path, spec = resolve_model(flags.model_arg(args))
-    plan = plan_solve(args, problems, problems_path, model_label(model_path, spec), spec)
+    plan = plan_solve(args, problems, problems_path, model_label(spec, model_path), spec)
     runs, sweep, sampling = plan.runs, plan.sweep, plan.sampling
 
     eng = None

@@ -74,7 +74,7 @@ def default_budget(spec) -> int:
     return spec.recommended_budget if spec is not None else DEFAULT_BUDGET
 
 
-def model_label(model_path: Path, spec) -> str:
+def model_label(spec, model_path: Path | None = None) -> str:
     """The model's name in file names and records: its registry name, else the GGUF file's stem."""
     return spec.name if spec is not None else Path(model_path).stem
 

@@ -108,15 +108,15 @@ def _model_on_driver(arg: str | None) -> tuple[str | None, Any, str | None]:
 
     if arg is None:
         spec = embedded_spec()
-        return None, spec, model_label(Path(), spec)
+        return None, spec, model_label(spec)
     if is_path_arg(arg):
         path = Path(arg).expanduser().absolute()  # workers' folders differ from ours
-        return str(path), None, model_label(path, None)
+        return str(path), None, model_label(None, path)
     ref = hub.parse_ref(arg)  # unknown names fail here, before Ray starts
     if ref.spec is not None:
-        return arg, ref.spec, model_label(Path(), ref.spec)
+        return arg, ref.spec, model_label(ref.spec)
     cached = hub.locate_cached(ref)
-    return arg, None, (model_label(cached, None) if cached is not None else None)
+    return arg, None, (model_label(None, cached) if cached is not None else None)
 
 
 # -- the pool of actors --------------------------------------------------------------

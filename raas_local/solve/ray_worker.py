@@ -96,7 +96,7 @@ class SolveWorker:
             return dict(self.where, ok=False, error=msg)
         self.template, self.think_tags = prompting(self.eng)
         self.generate = engine_generate_fn(self.eng, self.sampling)
-        return dict(self.where, ok=True, error=None, model_label=model_label(self.eng.model_path, self.eng.spec))
+        return dict(self.where, ok=True, error=None, model_label=model_label(self.eng.spec, self.eng.model_path))
 
     def preflight(self, runs: list, pending: dict) -> str | None:
         """Local solve's budget pre-check on this actor's tokenizer: None, or the PolicyError's line."""

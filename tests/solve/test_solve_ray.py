@@ -271,6 +271,29 @@ def test_every_id_once_same_answers_as_local_and_loopback_only(cluster, tmp_path
     assert not outside, outside
 
 
+def test_policy_flags_reach_the_workers_as_locally(cluster, tmp_path):
+    """--heavy-ratio reaches the actors' engines: the same evicting h2o answers as local solve with it,
+    and those differ from the default ratio's (so the comparison can tell).  Prompts are ~62 tokens, so
+    ~34 decode cells fit in 96: at 0.8 only the last 20 positions are protected and the heavy hitters
+    decide what goes; at 0.5 the last 48 are, every decode cell, and the oldest goes."""
+    p = write_problems(tmp_path / "p.jsonl", PROBLEMS[:4])
+    h2o = ("--policy", "h2o", "--budget", "96", "-n", "64", "--temp", "0", "-t", "1")
+    r = run_cli(tmp_path, str(p), "--ray", cluster.address, "--workers", "2", *h2o, "--heavy-ratio", "0.8",
+                "-o", str(tmp_path / "ray.jsonl"))
+    assert r.returncode == 0, r.stderr
+    for ratio in ("0.8", "0.5"):
+        r = run_cli(tmp_path, str(p), *h2o, "--heavy-ratio", ratio, "-o", str(tmp_path / f"local-{ratio}.jsonl"))
+        assert r.returncode == 0, r.stderr
+    ray_recs = {x["id"]: x for x in read_lines(tmp_path / "ray.jsonl")}
+    local = {x["id"]: x for x in read_lines(tmp_path / "local-0.8.jsonl")}
+    other = {x["id"]: x for x in read_lines(tmp_path / "local-0.5.jsonl")}
+    assert sorted(ray_recs) == sorted(local)
+    assert all(x["run"]["heavy_ratio"] == 0.8 and x["run"] == local[i]["run"] for i, x in ray_recs.items())
+    assert sum(x["evictions"] for x in ray_recs.values()) > 0
+    assert all(x["pred_text"] == local[i]["pred_text"] for i, x in ray_recs.items())
+    assert any(x["pred_text"] != other[i]["pred_text"] for i, x in ray_recs.items())
+
+
 def test_registry_and_hub_models_resolve_on_each_worker(cluster, tmp_path, tiny_llama):
     data = Path(tiny_llama[0]).read_bytes()
     cluster.hub.add("Qwen/Qwen3-0.6B-GGUF", "Qwen3-0.6B-Q8_0.gguf", data)
