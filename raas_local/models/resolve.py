@@ -37,12 +37,17 @@ def _looks_like_path(arg: str) -> bool:
     )
 
 
+def is_path_arg(arg: str) -> bool:
+    """Whether MODEL names a file rather than a registry name or hub ref (an existing path wins)."""
+    return _looks_like_path(arg) or Path(arg).expanduser().exists()
+
+
 def resolve_model(arg: str | os.PathLike[str] | None) -> tuple[Path, ModelSpec | None]:
     """(path of a checked GGUF, its registry entry or None for a plain file)."""
     if arg is None:
         return embedded_model_path(), embedded_spec()
     text = os.fspath(arg)
-    if isinstance(arg, os.PathLike) or _looks_like_path(text) or Path(text).expanduser().exists():
+    if isinstance(arg, os.PathLike) or is_path_arg(text):
         path = Path(text).expanduser()
         validate_gguf(path)  # missing path -> "model file not found: ..."
         return path, None

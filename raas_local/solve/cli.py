@@ -13,23 +13,21 @@ SmolLM2-135M).  The other flags are llama.cpp's (``-c``, ``-ngl``, ``-fa``,
 ``--policy`` and its settings (``--budget``, ``--page-size``, ``--refresh-ratio``,
 ``--n-sink``, ``--heavy-ratio``: each reaches the kinds that have it).
 
-The run plan and file names are solve/plan.py's; metrics, summary lines and
-the sweep table are solve/output.py's. Decisions of the command:
+The run plan, file names, default budget and the budget pre-check are
+solve/plan.py's; metrics, summary lines and the sweep table are
+solve/output.py's; with ``--ray`` the problems go to solve/ray_driver.py,
+which runs the same plan on Ray actors.
+Decisions of the command:
 
 * A sweep reuses one Engine (``set_policy``) for all its runs, then prints
   the table (markdown) and writes ``<stem>.<model>.sweep.md`` and
   ``.sweep.json`` in its folder.
-* ``--budget`` defaults to the model's ``recommended_budget`` from
-  models.toml (512 for a plain ``.gguf``).
 * Each problem is a fresh one-message conversation (``eng.reset()``) sampled
   with the same ``--seed``, so a problem's answer does not depend on which
   problems ran before it (resumed runs give what a straight run gives).
 * Before loading anything heavy, bad problem lines are reported as one-line
   warnings (``FILE:LINE: why; skipped``) and the rest go on; a missing file is
-  an InputError.  Before generating, every pending prompt is checked against
-  every evicting budget of the plan, so a too-small budget fails at once
-  (PolicyError naming the problem and the smallest budget that works), not
-  hours into a sweep.
+  an InputError.
 * A rerun with nothing left to do does not load the model.
 * Ctrl-C: finished problems are already on disk (each line fsynced); one
   line says how many are done and to rerun the same command; exit 130.
@@ -44,13 +42,12 @@ from typing import Any
 
 from raas_local import flags
 from raas_local.argtypes import positive_float, positive_int, positive_int_list
-from raas_local.errors import InputError, PolicyError
+from raas_local.errors import InputError
 from raas_local.solve import output
-from raas_local.solve.plan import Run, check_same_run, make_plan, run_info
+from raas_local.solve.plan import DEFAULT_BUDGET, Run, model_label, plan_solve, preflight
 
 __all__ = ["add_parser", "cmd_solve"]
 
-DEFAULT_BUDGET = 512  # for models without a registry entry (the raas default, as `run`)
 DEFAULT_MAX_TOKENS = 2048
 
 
@@ -103,6 +100,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     flags.add_policy_flags(p, budget_help="KV cells per sequence, prompt included (default: the model's "
                                           f"recommended budget, else {DEFAULT_BUDGET})")
     flags.add_sampling_flags(p, max_tokens=DEFAULT_MAX_TOKENS)
+    # --- issue 15: solve on a Ray cluster (raas_local/solve/ray_driver.py) ---
+    from raas_local.solve.ray_cluster import add_ray_flags
+
+    add_ray_flags(p)
+    # --- end issue 15 ---
     p.set_defaults(func=cmd_solve)
     return p
 
@@ -119,59 +121,10 @@ def _problems_path(args) -> Path:
     return Path(args.problems)
 
 
-def _tagged_writer(out: Path, info: dict[str, Any]):
-    from raas_local.solve.results import ResultWriter
-
-    class TaggedWriter(ResultWriter):
-        """Adds this run's settings to every record."""
-
-        def write(self, record: dict[str, Any]) -> None:
-            super().write({**record, "run": info})
-
-    return TaggedWriter(out)
-
-
-def _count_prompt_tokens(eng, prompt: str) -> int:
-    """Tokens the engine prefills for ``prompt`` as a fresh one-message conversation."""
-    import llama_cpp
-
-    text = eng.render([{"role": "user", "content": prompt}])
-    n = len(eng.tokenize(text, add_bos=False))
-    if llama_cpp.llama_vocab_get_add_bos(eng.vocab):
-        bos_id = llama_cpp.llama_vocab_bos(eng.vocab)
-        bos = eng.piece(bos_id).decode("utf-8", "replace") if bos_id >= 0 else ""
-        if not (bos and text.startswith(bos)):
-            n += 1
-    return n
-
-
-def _preflight(eng, runs: list[Run], pending: dict[str, list], template: str) -> None:
-    """Fail now, not hours later, when a pending prompt leaves a budget no room to decode in."""
-    from raas_local.solve.runner import render_prompt
-
-    counted: dict[str, int] = {}
-    for run in runs:
-        worst: tuple[int, str, int] | None = None
-        for p in pending[run.tag]:
-            if p.id not in counted:
-                counted[p.id] = _count_prompt_tokens(eng, render_prompt(template, p.problem))
-            n = counted[p.id]
-            if not run.policy.fits(n) and (worst is None or n > worst[2]):
-                worst = (run.policy.min_budget(n), f"problem {p.id!r} has a prompt of {n} tokens", n)
-        if worst is not None:
-            need, what, n = worst
-            raise PolicyError(
-                f"{what}: {run.policy.kind} budget {run.policy.budget} leaves fewer than two pages "
-                f"({need - n} cells) to decode in; use --budget {need} or more, or --policy dense"
-            )
-
-
 def cmd_solve(args) -> int:
     from raas_local.models import resolve_model
-    from raas_local.solve.plan import metrics_path_beside
     from raas_local.solve.problems import load_problems
-    from raas_local.solve.results import read_records, write_metrics
-    from raas_local.solve.runner import DEFAULT_PROMPT_TEMPLATE, engine_generate_fn, solve
+    from raas_local.solve.runner import DEFAULT_PROMPT_TEMPLATE, engine_generate_fn, prompting, solve
     from raas_local.thinking import DEFAULT_THINK_TAGS
 
     problems_path = _problems_path(args)
@@ -182,57 +135,42 @@ def cmd_solve(args) -> int:
         problems = problems[: args.limit]
     if not problems:
         raise InputError(f"no valid problems in {problems_path}")
+    if args.ray is not None or args.workers is not None:  # issue 15: the Ray driver (solve/ray_driver.py)
+        from raas_local.solve.ray_driver import solve_on_ray
+
+        return solve_on_ray(args, problems, problems_path)
 
     model_path, spec = resolve_model(flags.model_arg(args))
-    model_label = spec.name if spec is not None else model_path.stem
-    budget = spec.recommended_budget if spec is not None else DEFAULT_BUDGET
-    runs, sweep = make_plan(args, problems_path, model_label, budget)
-    for run in runs:
-        if run.out.resolve() == problems_path.resolve():
-            raise InputError(f"OUT {run.out} is the problems file; pass another -o")
-    sampling = flags.sampling_from_args(args, seed=args.seed)
-
-    # What is left to do, per run (read before the model is loaded).
-    infos = {run.tag: run_info(model_label, run, sampling) for run in runs}
-    pending: dict[str, list] = {}
-    for run in runs:
-        done_records = read_records(run.out)
-        check_same_run(run.out, done_records, infos[run.tag])
-        done = {str(r["id"]) for r in done_records}
-        pending[run.tag] = [p for p in problems if p.id not in done]
+    plan = plan_solve(args, problems, problems_path, model_label(spec, model_path), spec)
+    runs, sweep, sampling = plan.runs, plan.sweep, plan.sampling
 
     eng = None
-    template = spec.prompt_template if spec is not None else DEFAULT_PROMPT_TEMPLATE
-    think_tags = DEFAULT_THINK_TAGS
+    template, think_tags = DEFAULT_PROMPT_TEMPLATE, DEFAULT_THINK_TAGS
     progress = not args.no_progress and sys.stderr.isatty()
     rows: list[dict] = []
     current: Run | None = None
     try:
-        if any(pending[r.tag] for r in runs):
-            first = next(r for r in runs if pending[r.tag])
-            eng = flags.engine_from_args(args, first.policy)
-            think_tags = eng.think_tags or DEFAULT_THINK_TAGS
-            _preflight(eng, runs, pending, template)
+        if plan.todo:
+            eng = flags.engine_from_args(args, plan.first_pending().policy)
+            template, think_tags = prompting(eng)
+            preflight(eng, runs, plan.pending, template)
         for i, run in enumerate(runs, start=1):
             current = run
-            if pending[run.tag] and eng.policy != run.policy:
+            if plan.pending[run.tag] and eng.policy != run.policy:
                 eng.set_policy(run.policy)
-            with _tagged_writer(run.out, infos[run.tag]) as writer:
+            with plan.writer(run) as writer:
                 outcome = solve(
                     problems, writer, engine_generate_fn(eng, sampling) if eng is not None else _no_generation,
                     prompt_template=template, progress=progress, timeout=args.check_timeout,
                     think_tags=think_tags, description=run.tag if sweep else "solve",
                 )
-            metrics = output.metrics(outcome.records, run, model_label, sampling)
-            metrics_path = write_metrics(metrics_path_beside(run.out), metrics)
+            metrics, metrics_path = output.save_metrics(outcome.records, run, plan.model_label, sampling)
             if outcome.interrupted:
                 output.say_interrupted(run, len(outcome.records), len(problems), not args.out, sweep, i, len(runs))
                 return 130
             rows.append(metrics)
-            print(output.summary_line(run.tag if sweep else problems_path.name, metrics, len(problems),
-                                      outcome.new, outcome.skipped))
-            print(f"raas-local: results in {run.out}, metrics in {metrics_path}")
-            sys.stdout.flush()
+            output.report_run(run.tag if sweep else problems_path.name, metrics, metrics_path, run, len(problems),
+                              outcome.new, outcome.skipped)
     except KeyboardInterrupt:
         # outside a problem (loading the model, switching policy, writing metrics)
         done = 0 if current is None else sum(1 for p in problems if p.id in _done_ids(current.out))
@@ -243,10 +181,7 @@ def cmd_solve(args) -> int:
         if eng is not None:
             eng.close()
     if sweep:
-        json_path, md_path, md = output.write_sweep(runs[0].out.parent, problems_path, model_label, rows, sampling)
-        print()
-        print(md, end="")
-        print(f"raas-local: sweep table in {md_path} and {json_path}")
+        output.report_sweep(runs[0].out.parent, problems_path, plan.model_label, rows, sampling)
     return 0
 
 

@@ -22,6 +22,22 @@ def metrics(records: list[dict], run: Run, model_label: str, sampling) -> dict[s
     return m
 
 
+def save_metrics(records: list[dict], run: Run, model_label: str, sampling) -> tuple[dict[str, Any], Path]:
+    """The run's metrics over ``records``, written beside its OUT; the metrics and their path."""
+    from raas_local.solve.plan import metrics_path_beside
+    from raas_local.solve.results import write_metrics
+
+    m = metrics(records, run, model_label, sampling)
+    return m, write_metrics(metrics_path_beside(run.out), m)
+
+
+def report_run(name: str, m: dict[str, Any], metrics_path: Path, run: Run, total: int, new: int, resumed: int) -> None:
+    """A finished run's summary line and where its files are, on stdout."""
+    print(summary_line(name, m, total, new, resumed))
+    print(f"raas-local: results in {run.out}, metrics in {metrics_path}")
+    sys.stdout.flush()
+
+
 def summary_line(name: str, m: dict[str, Any], total: int, new: int, resumed: int) -> str:
     acc = "n/a" if m["accuracy"] is None else f"{100 * m['accuracy']:.1f}%"
     mean = "n/a" if m["mean_generated_tokens"] is None else f"{m['mean_generated_tokens']:.1f}"
@@ -91,6 +107,15 @@ def write_sweep(folder: Path, problems_path: Path, model_label: str, rows: list[
               f"max tokens {sampling.max_tokens}, temperature {sampling.temperature}, seed {sampling.seed}\n\n")
     md_path.write_text(header + md, encoding="utf-8")
     return json_path, md_path, md
+
+
+def report_sweep(folder: Path, problems_path: Path, model_label: str, rows: list[dict], sampling) -> None:
+    """Write the sweep's table files and print the table and where they are."""
+    json_path, md_path, md = write_sweep(folder, problems_path, model_label, rows, sampling)
+    print()
+    print(md, end="")
+    print(f"raas-local: sweep table in {md_path} and {json_path}")
+    sys.stdout.flush()
 
 
 def _nl() -> str:

@@ -39,6 +39,9 @@ __all__ = [
     "render_prompt",
     "score",
     "engine_generate_fn",
+    "prompting",
+    "progress_bar",
+    "solve_one",
     "solve",
 ]
 
@@ -112,6 +115,12 @@ def score(
     return record
 
 
+def prompting(eng) -> tuple[str, tuple[str, str]]:
+    """The prompt template and think tags solve uses with ``eng``'s model (its registry entry's, else the defaults)."""
+    template = eng.spec.prompt_template if eng.spec is not None else DEFAULT_PROMPT_TEMPLATE
+    return template, eng.think_tags or DEFAULT_THINK_TAGS
+
+
 def engine_generate_fn(eng, sampling) -> Callable[[str], GenerationResult]:
     """A generate_fn for :func:`solve` on an Engine with a Sampling: each prompt is a fresh conversation."""
     from raas_local.engine import collect
@@ -137,7 +146,8 @@ def engine_generate_fn(eng, sampling) -> Callable[[str], GenerationResult]:
     return generate
 
 
-def _progress(console: Any = None):
+def progress_bar(console: Any = None):
+    """The rich progress bar of a solve run on stderr, with live accuracy (fields ``correct``, ``scored``)."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -170,6 +180,22 @@ def _progress(console: Any = None):
     )
 
 
+def solve_one(
+    problem: Problem,
+    generate_fn: Callable[[str], GenerationResult],
+    *,
+    prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
+    timeout: float = 5.0,
+    think_tags: tuple[str, str] = DEFAULT_THINK_TAGS,
+) -> dict[str, Any]:
+    """One problem: prompt, generate, score; its record (not written)."""
+    t0 = time.perf_counter()
+    gen = generate_fn(render_prompt(prompt_template, problem.problem))
+    if not gen.seconds:  # the caller did not time it: use wall time
+        gen = replace(gen, seconds=time.perf_counter() - t0)
+    return score(problem, gen, timeout=timeout, think_tags=think_tags)
+
+
 def solve(
     problems: Sequence[Problem],
     writer: ResultWriter,
@@ -190,7 +216,7 @@ def solve(
     scored = sum(1 for p in problems if p.id in done)
     outcome.skipped = scored
 
-    bar = _progress(console) if progress else None
+    bar = progress_bar(console) if progress else None
     task = None
     if bar is not None:
         bar.start()
@@ -202,11 +228,8 @@ def solve(
                 by_id[p.id] = done[p.id]
                 continue
             try:
-                t0 = time.perf_counter()
-                gen = generate_fn(render_prompt(prompt_template, p.problem))
-                if not gen.seconds:  # the caller did not time it: use wall time
-                    gen = replace(gen, seconds=time.perf_counter() - t0)
-                record = score(p, gen, timeout=timeout, think_tags=think_tags)
+                record = solve_one(p, generate_fn, prompt_template=prompt_template, timeout=timeout,
+                                   think_tags=think_tags)
                 writer.write(record)
             except KeyboardInterrupt:
                 # This problem is simply not recorded.  (Should Ctrl-C land

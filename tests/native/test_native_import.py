@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def copy_checkout(dest: Path, with_sources: bool = True) -> Path:
     """The package (and, for a checkout, native/ and patches/) copied to dest."""
-    shutil.copytree(ROOT / "raas_local", dest / "raas_local", ignore=shutil.ignore_patterns("__pycache__", "data"))
+    shutil.copytree(ROOT / "raas_local", dest / "raas_local", ignore=shutil.ignore_patterns("__pycache__"))
     if with_sources:
         shutil.copytree(ROOT / "native", dest / "native", ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copytree(ROOT / "patches", dest / "patches")
