@@ -15,6 +15,8 @@ from __future__ import annotations
 import llama_cpp
 import numpy as np
 import pytest
+
+from lockstep import assert_bit_identical_decode
 from tiny_gguf import ARCH_SHAPES, write_arch
 
 from raas_local.engine import Engine
@@ -39,15 +41,8 @@ def _pair(path, policy, n_ctx, fa):
 @pytest.mark.parametrize("fa", [False, True], ids=["nofa", "fa"])
 def test_under_the_budget_logits_are_bit_identical_to_dense(arch_model, fa):
     raas, dense = _pair(arch_model, CachePolicy(kind="raas", budget=256), 256, fa)
-    toks = raas.tokenize(WORDS)  # 69 tokens: with 60 more, far under the budget
-    raas.prefill(toks)
-    dense.prefill(toks)
-    assert np.array_equal(raas.logits(), dense.logits())
-    for _ in range(60):
-        tok = int(np.argmax(dense.logits()))
-        raas.decode_one_token(tok)
-        dense.decode_one_token(tok)
-        assert np.array_equal(raas.logits(), dense.logits())
+    # 69 tokens: with 60 more, far under the budget
+    assert_bit_identical_decode(raas, dense, raas.tokenize(WORDS), 60)
     assert raas.cache_stats().evictions == 0
     raas.close()
     dense.close()

@@ -14,6 +14,8 @@ import llama_cpp
 import numpy as np
 import pytest
 
+from lockstep import assert_bit_identical_decode
+
 from raas_local.engine import Engine
 from raas_local.policies import CachePolicy
 
@@ -30,15 +32,7 @@ def check_bit_identical_under_budget(kind: str, **engine_kw) -> None:
     raas = Engine(policy=CachePolicy(kind=kind, budget=512), n_ctx=512, **engine_kw)
     # dense on the same attention path (on a GPU quest runs without flash attention)
     dense = Engine(policy=CachePolicy(kind="dense"), n_ctx=512, **dict(engine_kw, flash_attn=raas.flash_attn_used))
-    toks = raas.tokenize(PROMPT)
-    raas.prefill(toks)
-    dense.prefill(toks)
-    assert np.array_equal(raas.logits(), dense.logits())
-    for _ in range(300):
-        tok = int(np.argmax(dense.logits()))
-        raas.decode_one_token(tok)
-        dense.decode_one_token(tok)
-        assert np.array_equal(raas.logits(), dense.logits())
+    assert_bit_identical_decode(raas, dense, raas.tokenize(PROMPT), 300)
     assert raas.cache_stats().evictions == 0
     raas.close()
     dense.close()
