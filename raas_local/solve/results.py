@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -80,6 +83,30 @@ def read_records(path: str | Path) -> list[dict]:
     return _scan(path)[0] if path.exists() else []
 
 
+@contextmanager
+def _ctrl_c_deferred():
+    """Hold a Ctrl-C until the line on disk and the in-memory record agree.
+
+    Without this, a KeyboardInterrupt right after the fsync left the record on disk but not in
+    ``records``, and the interrupt line counted one problem too few.  Only the main thread can
+    install a handler; elsewhere Python raises no KeyboardInterrupt anyway.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[tuple] = []
+    previous = signal.signal(signal.SIGINT, lambda *a: caught.append(a))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            if callable(previous):
+                previous(*caught[0])
+            elif previous == signal.SIG_DFL:
+                os.kill(os.getpid(), signal.SIGINT)
+
+
 class ResultWriter:
     """Append-only JSONL writer that resumes where a previous run stopped."""
 
@@ -113,11 +140,12 @@ class ResultWriter:
             raise ValueError("a result record needs an 'id'")
         record = dict(record, id=str(record["id"]))
         line = json.dumps(record, ensure_ascii=False) + "\n"
-        self._f.write(line.encode("utf-8"))  # one write: a crash tears at most this line
-        self._f.flush()
-        os.fsync(self._f.fileno())
-        self.records.append(record)
-        self.done_ids.add(record["id"])
+        with _ctrl_c_deferred():
+            self._f.write(line.encode("utf-8"))  # one write: a crash tears at most this line
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self.records.append(record)
+            self.done_ids.add(record["id"])
 
     def close(self) -> None:
         if not self._f.closed:

@@ -119,3 +119,29 @@ def test_write_metrics_atomic(tmp_path):
     write_metrics(path, {"accuracy": 0.75, "n": 4})
     assert json.loads(path.read_text()) == {"accuracy": 0.75, "n": 4}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temp files left
+
+
+def test_ctrl_c_right_after_the_fsync_still_counts_the_record(tmp_path, monkeypatch):
+    """Ctrl-C landing between the fsync and the in-memory bookkeeping must not make the
+    writer's count disagree with the file (the interrupt line said "1/24 done" with 2 on disk)."""
+    import os
+    import signal
+
+    import raas_local.solve.results as results
+
+    real_fsync = os.fsync
+
+    def fsync_then_sigint(fd):
+        real_fsync(fd)
+        os.kill(os.getpid(), signal.SIGINT)  # delivered at the next bytecode: right after the fsync
+
+    out = tmp_path / "out.jsonl"
+    w = ResultWriter(out)
+    w.write({"id": 1})
+    monkeypatch.setattr(results.os, "fsync", fsync_then_sigint)
+    with pytest.raises(KeyboardInterrupt):
+        w.write({"id": 2})
+    monkeypatch.setattr(results.os, "fsync", real_fsync)
+    w.close()
+    assert [r["id"] for r in w.records] == [r["id"] for r in read_records(out)] == ["1", "2"]
+    assert w.done_ids == {"1", "2"}
