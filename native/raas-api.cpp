@@ -11,7 +11,7 @@
 #include <string>
 
 // bump when the C API or the policy semantics change; raas_local checks it
-#define LLAMA_RAAS_VERSION 3
+#define LLAMA_RAAS_VERSION 4
 
 static thread_local std::string g_raas_error;
 

@@ -247,12 +247,13 @@ void llama_raas::after_decode(const llama_batch & batch) {
         return; // no scores this step (quest, streaming): the pages are as placed
     }
 
-    // per page: the max score of its cells in the graph's KV view (O(n_kv), not O(n_ctx))
+    // per page: its cells' scores in the graph's KV view (O(n_kv), not O(n_ctx)), by params.page_score
     const uint32_t n_view = std::min<uint32_t>((uint32_t) scores.size(), cells.size());
     n_visited += n_view;
     score_pos.assign(scores.size(), -1);
     std::vector<int32_t> count(pages.size(), 0);
     std::vector<float>   best (pages.size(), 0.0f);
+    std::vector<float>   sum  (pages.size(), 0.0f);
     for (uint32_t i = 0; i < n_view; ++i) {
         if (cells.is_empty(i) || !cells.seq_has(i, 0)) {
             continue;
@@ -269,10 +270,15 @@ void llama_raas::after_decode(const llama_batch & batch) {
             continue;
         }
         best[j]  = count[j] == 0 ? scores[i] : std::max(best[j], scores[i]);
+        sum[j]  += scores[i];
         count[j] += 1;
     }
     for (size_t j = 0; j < pages.size(); ++j) {
-        pages[j].score = best[j];
+        switch (params.page_score) {
+            case LLAMA_RAAS_PAGE_MEAN: pages[j].score = count[j] ? sum[j] / count[j] : 0.0f; break;
+            case LLAMA_RAAS_PAGE_SUM:  pages[j].score = sum[j];                              break;
+            default:                   pages[j].score = best[j];                             break;
+        }
     }
 
     if (decode_step && pol->observe) {

@@ -1,7 +1,8 @@
 // raas-local: the score signal as ggml ops, so it runs on every backend
 // (CPU, CUDA): for the last token of the ubatch, the attention probabilities
-// per head, accumulated over layers as [n_kv, 1, n_head], then summed over
-// heads once per graph.
+// per head, accumulated over the scored layers (all but the first
+// params.skip_layers) as [n_kv, 1, n_head], then summed (or maxed) over heads
+// once per graph.
 // Each layer's add is expanded into the graph right where it is built: ggml-alloc
 // frees a tensor once its last consumer (views included) has run, so a layer's
 // softmax (n_kv x n_tokens x n_head floats) is freed within the layer, as in a
@@ -82,7 +83,7 @@ ggml_tensor * llama_raas_build_attn(
         float               softcap,
         int                 il,
         bool                flash_attn) {
-    if (st.needs_scores() && flash_attn) {
+    if (st.scores_layer(il) && flash_attn) {
         res->t_raas_scores = raas_build_scores(ctx, gf, res->t_raas_scores, q, k, kq_mask, kq_scale, max_alibi_bias, softcap);
     }
     if (st.pol->build_attn) {
@@ -91,8 +92,8 @@ ggml_tensor * llama_raas_build_attn(
     return kq_mask;
 }
 
-ggml_tensor * llama_raas_observe_attn(const llama_raas & st, ggml_context * ctx, ggml_cgraph * gf, ggml_tensor * acc, ggml_tensor * kq) {
-    if (!st.needs_scores()) {
+ggml_tensor * llama_raas_observe_attn(const llama_raas & st, ggml_context * ctx, ggml_cgraph * gf, ggml_tensor * acc, ggml_tensor * kq, int il) {
+    if (!st.scores_layer(il)) {
         return acc;
     }
     GGML_ASSERT(kq->ne[3] == 1 && "raas: one KV stream only");
@@ -116,11 +117,13 @@ void llama_raas::finish_graph(ggml_context * ctx, ggml_cgraph * gf, ggml_tensor 
     if (!t) {
         return;
     }
-    // [n_kv, 1, n_head] -> [n_head, n_kv] -> sum over heads -> [n_kv]
-    const int64_t n_kv = t->ne[0];
-    ggml_tensor * s = ggml_reshape_2d(ctx, t, n_kv, t->ne[1]*t->ne[2]);
+    // [n_kv, 1, n_head] -> [n_head, n_kv] -> over heads (sum, or max: a 1-d max pool as wide as a row) -> [n_kv]
+    const int64_t n_kv   = t->ne[0];
+    const int64_t n_head = t->ne[1]*t->ne[2];
+    ggml_tensor * s = ggml_reshape_2d(ctx, t, n_kv, n_head);
     s = ggml_cont(ctx, ggml_transpose(ctx, s));
-    s = ggml_sum_rows(ctx, s);
+    s = params.head_agg == LLAMA_RAAS_HEAD_MAX ? ggml_pool_1d(ctx, s, GGML_OP_POOL_MAX, (int) n_head, (int) n_head, 0)
+                                               : ggml_sum_rows(ctx, s);
     s = ggml_reshape_1d(ctx, s, n_kv);
     ggml_set_name(s, "raas_scores");
     ggml_set_output(s);

@@ -32,7 +32,7 @@ struct raas_page {
     llama_pos last;
     int32_t   n;      // cells placed (page_size when full)
     int32_t   ts;     // step of the last refresh
-    float     score;  // max cell score at the last step
+    float     score;  // its cells' scores at the last step, as params.page_score says (max by default)
     bool      closed; // no more positions will join: full, or cut by a pinned range
     float     acc;    // h2o: score accumulated over the steps
 };
@@ -100,6 +100,8 @@ struct llama_raas {
         : params(params), pol(pol), kv(kv) {}
 
     bool needs_scores() const { return pol->needs_scores; }
+    // whether layer il's attention counts in the scores (raas: skip_layers)
+    bool scores_layer(int il) const { return pol->needs_scores && il >= params.skip_layers; }
     bool is_pinned(llama_pos p) const;
     void pin(llama_pos p0, llama_pos p1);
     void reset();
@@ -141,7 +143,7 @@ ggml_tensor * llama_raas_build_attn(
 
 // without flash attention, build_attn_mha hands over its softmax kq [n_kv, n_tokens, n_head, 1]:
 // returns acc plus the last token's probabilities (the scores, before the sum over heads)
-ggml_tensor * llama_raas_observe_attn(const llama_raas & st, ggml_context * ctx, ggml_cgraph * gf, ggml_tensor * acc, ggml_tensor * kq);
+ggml_tensor * llama_raas_observe_attn(const llama_raas & st, ggml_context * ctx, ggml_cgraph * gf, ggml_tensor * acc, ggml_tensor * kq, int il);
 
 // graph nodes the policy adds to a graph of n_layer layers (llama_context::graph_max_nodes)
 uint32_t llama_raas_graph_nodes(const llama_raas & st, uint32_t n_layer);

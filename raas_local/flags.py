@@ -25,6 +25,10 @@ POLICY_FLAGS = {
     "budget": (positive_int, "KV cells per sequence, prompt included (default 512; quest: cells each head attends)"),
     "page_size": (positive_int, "decode positions per page (default 16; not h2o, whose pages are single cells)"),
     "refresh_ratio": (float, "raas: share of pages refreshed per step (default 0.5)"),
+    "head_agg": (str, "raas: a cell's score over heads, sum or max (default sum)"),
+    "skip_layers": (nonneg_int, "raas: the first layers whose attention is not scored (default 0)"),
+    "page_score": (str, "raas: a page's score from its cells', max, mean or sum (default max)"),
+    "protect_pages": (nonneg_int, "raas: recent decode pages, beyond the one being filled, never evicted (default 0)"),
     "n_sink": (nonneg_int, "streaming: attention-sink cells (default 4)"),
     "heavy_ratio": (float, "h2o: share of the budget for heavy hitters (default 0.5)"),
 }

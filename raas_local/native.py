@@ -18,7 +18,7 @@ from pathlib import Path
 from raas_local.errors import NativeLibraryError, PolicyError
 
 # must match LLAMA_RAAS_VERSION in native/raas-api.cpp
-API_VERSION = 3
+API_VERSION = 4
 REBUILD = "run `make setup` (or `python native/build.py --install`) in the raas-local checkout"
 
 try:
@@ -103,7 +103,11 @@ class llama_raas_params(ctypes.Structure):
         ("refresh_ratio", ctypes.c_float),
         ("n_sink", ctypes.c_int32),
         ("heavy_ratio", ctypes.c_float),
-        ("reserved", ctypes.c_int32 * 6),
+        ("head_agg", ctypes.c_int32),
+        ("skip_layers", ctypes.c_int32),
+        ("page_score", ctypes.c_int32),
+        ("protect_pages", ctypes.c_int32),
+        ("reserved", ctypes.c_int32 * 2),
     ]
 
 
@@ -181,10 +185,18 @@ class PageInfo:
     acc: float = 0.0  # h2o: accumulated score
 
 
-def set_policy(ctx, kind: int, budget: int, page_size: int, refresh_ratio: float, n_sink: int = 4, heavy_ratio: float = 0.5) -> None:
+# enum llama_raas_head_agg and enum llama_raas_page_score, by the names the CLI uses
+HEAD_AGG = {"sum": 0, "max": 1}
+PAGE_SCORE = {"max": 0, "mean": 1, "sum": 2}
+
+
+def set_policy(ctx, kind: int, budget: int, page_size: int, refresh_ratio: float, n_sink: int = 4, heavy_ratio: float = 0.5,
+               head_agg: str = "sum", skip_layers: int = 0, page_score: str = "max", protect_pages: int = 0) -> None:
     p = _default_params()
     p.kind, p.budget, p.page_size = kind, budget, page_size
     p.refresh_ratio, p.n_sink, p.heavy_ratio = refresh_ratio, n_sink, heavy_ratio
+    p.head_agg, p.skip_layers = HEAD_AGG[head_agg], skip_layers
+    p.page_score, p.protect_pages = PAGE_SCORE[page_score], protect_pages
     if _set_policy(ctx, ctypes.byref(p)) != 0:
         raise PolicyError(last_error())
 

@@ -5,6 +5,7 @@ matches the cache after a decode that failed once pages were freed."""
 from __future__ import annotations
 
 import ctypes
+import re
 import subprocess
 import sys
 import textwrap
@@ -97,4 +98,22 @@ def test_a_decode_that_fails_after_evicting_leaves_the_page_table_matching_the_c
         in_pages |= span
     assert in_pages == cached - {0, 1, 2}
     assert eng.cache_stats().used == len(cached) <= 32
+    eng.close()
+
+
+@pytest.mark.parametrize("field,value,msg", [
+    ("head_agg", 2, r"head aggregation must be sum \(0\) or max \(1\), got 2"),
+    ("page_score", 3, r"page score must be max \(0\), mean \(1\) or sum \(2\), got 3"),
+    ("skip_layers", -1, "skipped layers and protected pages must be >= 0"),
+    ("protect_pages", 3, "budget 64 is below 5 pages: two to decode in and 3 protected"),
+])
+def test_the_c_api_refuses_raas_parameters_out_of_range(tiny_llama, field, value, msg):
+    """The C API checks the raas parameters itself: a caller other than raas_local gets a reason, not a crash."""
+    path, _ = tiny_llama
+    eng = Engine(path, policy=CachePolicy(kind="raas", budget=64, page_size=16), n_ctx=64, n_threads=2)
+    p = native._default_params()
+    p.kind, p.budget, p.page_size = 1, 64, 16
+    setattr(p, field, value)
+    assert native._set_policy(eng.ctx, ctypes.byref(p)) == -3
+    assert re.search(msg, native.last_error()), native.last_error()
     eng.close()

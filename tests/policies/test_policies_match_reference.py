@@ -32,11 +32,13 @@ from reference.streaming_policy import StreamingReference
 PROMPT = "Question: A train travels 60 km in 1.5 hours. What is its average speed? Let's think step by step.\n"
 
 
-def make(kind: str, budget: int, page_size: int, ratio: float = 0.5, n_sink: int = 4, heavy: float = 0.5):
+def make(kind: str, budget: int, page_size: int, ratio: float = 0.5, n_sink: int = 4, heavy: float = 0.5,
+         page_score: str = "max", protect_pages: int = 0):
     """The policy and its independent reference."""
-    policy = CachePolicy(kind=kind, budget=budget, page_size=page_size, refresh_ratio=ratio, n_sink=n_sink, heavy_ratio=heavy)
+    policy = CachePolicy(kind=kind, budget=budget, page_size=page_size, refresh_ratio=ratio, n_sink=n_sink, heavy_ratio=heavy,
+                         page_score=page_score, protect_pages=protect_pages)
     if kind == "raas":
-        return policy, RaasReference(budget, page_size, ratio)
+        return policy, RaasReference(budget, page_size, ratio, page_score, protect_pages)
     if kind == "streaming":
         return policy, StreamingReference(budget, page_size, n_sink)
     return policy, H2OReference(budget, heavy)
@@ -135,12 +137,19 @@ OPS = st.lists(st.tuples(st.sampled_from(["decode", "decode", "unpinned", "pinne
     ratio=st.sampled_from([0.1, 0.25, 0.3, 0.5, 0.75, 1.0]),
     ops=OPS,
     seed=st.integers(0, 2**32 - 1),
-    levels=st.sampled_from([2, 5, 1000]),  # few levels -> many ties
+    # few levels -> many ties; powers of two keep a page's float32 sum exact in any cell order
+    levels=st.sampled_from([2, 4, 1024]),
+    page_score=st.sampled_from(["max", "max", "mean", "sum"]),  # raas's free choices (issue 13)
+    protect_pages=st.sampled_from([0, 0, 1, 2, 4]),
 )
-def test_random_score_streams(tiny_engine, kind, page_size, extra, n_prompt, n_sink, ratio, ops, seed, levels):
-    budget = n_prompt + 2 * page_size + extra
+def test_random_score_streams(tiny_engine, kind, page_size, extra, n_prompt, n_sink, ratio, ops, seed, levels,
+                              page_score, protect_pages):
+    if kind != "raas":
+        page_score, protect_pages = "max", 0
+    budget = n_prompt + (2 + protect_pages) * page_size + extra
     eng = tiny_engine
-    policy, ref = make(kind, budget, page_size, ratio=ratio, n_sink=n_sink, heavy=ratio if ratio < 1 else 0.5)
+    policy, ref = make(kind, budget, page_size, ratio=ratio, n_sink=n_sink, heavy=ratio if ratio < 1 else 0.5,
+                       page_score=page_score, protect_pages=protect_pages)
     eng.set_policy(policy)
     rng = np.random.default_rng(seed)
     prompt = [int(t) for t in rng.integers(3, 270, n_prompt)]

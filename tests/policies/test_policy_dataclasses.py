@@ -24,6 +24,10 @@ def test_every_kind_is_registered():
     (dict(kind="h2o", budget=1), "budget 1 is below two cells"),
     (dict(kind="quest", page_size=24), "quest needs a page size that divides 256, got 24"),
     (dict(kind="quest", budget=16), r"budget 16 is below two pages \(32 cells"),
+    (dict(kind="raas", head_agg="mean"), "head aggregation must be sum or max, got 'mean'"),
+    (dict(kind="raas", page_score="min"), "page score must be max, mean, sum, got 'min'"),
+    (dict(kind="raas", skip_layers=-1), "skipped layers and protected pages must be >= 0"),
+    (dict(kind="raas", budget=64, protect_pages=3), r"budget 64 is below 5 pages \(80 cells: two to decode in, 3 protected\)"),
 ])
 def test_bad_fields_are_refused_with_one_line(kw, msg):
     with pytest.raises(PolicyError, match=msg):
@@ -61,7 +65,8 @@ def test_one_tag_names_a_run_everywhere():
 
 def test_settings_belong_to_their_kinds():
     assert DensePolicy.settings() == ()
-    assert RaasPolicy.settings() == ("budget", "page_size", "refresh_ratio")
+    assert RaasPolicy.settings() == ("budget", "page_size", "refresh_ratio", "head_agg", "skip_layers", "page_score",
+                                     "protect_pages")
     assert H2OPolicy.settings() == ("budget", "heavy_ratio")
     # a record's dict rebuilds the same policy
     p = CachePolicy(kind="h2o", budget=300, heavy_ratio=0.2)
@@ -73,3 +78,10 @@ def test_settings_belong_to_their_kinds():
     with pytest.raises(PolicyError, match="policy dense has no budget setting"):
         DensePolicy().with_(budget=64)
     assert RaasPolicy(budget=64).with_(budget=128) == RaasPolicy(budget=128)
+
+
+def test_protected_pages_raise_the_smallest_budget():
+    paper, protected = CachePolicy(kind="raas", budget=128), CachePolicy(kind="raas", budget=128, protect_pages=2)
+    assert paper.min_budget(40) == 40 + 2 * 16
+    assert protected.min_budget(40) == 40 + 4 * 16
+    assert paper.fits(64) and not protected.fits(80) and protected.fits(64)

@@ -34,15 +34,18 @@ class TorchLlama:
             out[:, i + 1] = x[:, i] * s + x[:, i + 1] * c
         return out
 
-    def step(self, token: int, pos: int, cached: list[int], narrow=None) -> tuple[torch.Tensor, dict[int, float]]:
+    def step(self, token: int, pos: int, cached: list[int], narrow=None, head_agg: str = "sum",
+             skip_layers: int = 0) -> tuple[torch.Tensor, dict[int, float]]:
         """Process one token at `pos`; it attends to `cached` (which must include pos).
 
         `narrow(il, head, q, keys)`, if given, returns the positions a head of
-        layer il attends among `keys` ({position: key}); the others get no attention."""
+        layer il attends among `keys` ({position: key}); the others get no attention.
+        The scores are each head's attention summed over the layers from `skip_layers` on,
+        then summed (or maxed, `head_agg`) over heads."""
         c, w = self.cfg, self.w
         hd, group = c.head_dim, c.n_head // c.n_head_kv
         h = w["token_embd.weight"][token]
-        scores = {p: 0.0 for p in cached}
+        per_head = {p: [0.0] * c.n_head for p in cached}
         for il in range(c.n_layer):
             x = self.rms(h, w[f"blk.{il}.attn_norm.weight"])
             q = self.rope((w[f"blk.{il}.attn_q.weight"] @ x).view(c.n_head, hd), pos)
@@ -58,11 +61,12 @@ class TorchLlama:
                     logit = torch.where(torch.tensor([p in keep for p in cached]), logit, torch.tensor(-math.inf, dtype=logit.dtype))
                 att = torch.softmax(logit, dim=0)
                 for j, p in enumerate(cached):
-                    scores[p] += float(att[j])
+                    if il >= skip_layers:
+                        per_head[p][hh] += float(att[j])
                 heads.append(att @ V[:, hh // group])
             h = h + w[f"blk.{il}.attn_output.weight"] @ torch.cat(heads)
             x = self.rms(h, w[f"blk.{il}.ffn_norm.weight"])
             gate = torch.nn.functional.silu(w[f"blk.{il}.ffn_gate.weight"] @ x)
             h = h + w[f"blk.{il}.ffn_down.weight"] @ (gate * (w[f"blk.{il}.ffn_up.weight"] @ x))
         logits = w["output.weight"] @ self.rms(h, w["output_norm.weight"])
-        return logits, scores
+        return logits, {p: (max if head_agg == "max" else sum)(v) for p, v in per_head.items()}
