@@ -19,7 +19,7 @@ int32_t raas_n_refresh(float ratio, size_t n_pages) {
     return (int32_t) std::ceil((double) ratio * (double) n_pages - 1e-6);
 }
 
-static void raas_observe(llama_raas & st) {
+static void raas_observe(raas_seq & st) {
     auto & pages = st.pages;
     std::vector<size_t> order(pages.size());
     std::iota(order.begin(), order.end(), 0);
@@ -35,7 +35,7 @@ static void raas_observe(llama_raas & st) {
     }
 }
 
-static int raas_victim(const llama_raas & st) {
+static int raas_victim(const raas_seq & st) {
     const llama_pos newest = st.newest_pos();
     int best = -1;
     for (size_t i = 0; i < st.pages.size(); ++i) {
