@@ -45,8 +45,9 @@ def add_parser(sub) -> None:
                         "raas_local/solve/data/sample.jsonl)")
     p.add_argument("--limit", type=positive_int, default=None, help="accuracy, throughput: the first N problems only")
     p.add_argument("--parallel", default=None,
-                   help=f"throughput: sequences decoded together (default {DEFAULTS['parallel']}); "
-                        "problems: --problems FILE, else the packaged sample set")
+                   help=f"throughput: sequences decoded together (default {DEFAULTS['parallel']}; problems: "
+                        "--problems FILE, else the packaged sample set); accuracy: problems decoded together, "
+                        "the largest of the list (default 1), as `raas-local solve --parallel`")
     p.add_argument("-n", "--max-tokens", type=positive_int, default=None,
                    help=f"accuracy, throughput: tokens generated per problem at most (default {DEFAULTS['max_tokens']})")
     p.add_argument("--quick", action="store_true",

@@ -54,6 +54,7 @@ class Plan:
     problems: object = None         # accuracy, throughput: bench.accuracy.ProblemSet
     limit: int | None = None        # accuracy, throughput: the first problems only
     parallel: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # throughput: sequences decoded together
+    solve_parallel: int = 1         # accuracy: problems decoded together (the largest --parallel given)
     engine_kw: dict = field(default_factory=dict)
 
     def policy(self, kind: str, budget: int | None = None):
@@ -99,6 +100,7 @@ def make_plan(args) -> Plan:
         max_tokens=args.max_tokens if args.max_tokens is not None else base["max_tokens"],
         engine_kw=dict(n_gpu_layers=args.n_gpu_layers, flash_attn=args.flash_attn, n_threads=args.threads),
         limit=args.limit, parallel=_ints(args.parallel or base["parallel"], "--parallel"),
+        solve_parallel=max(_ints(args.parallel, "--parallel")) if args.parallel else 1,
     )
     if args.problems:
         from raas_local.bench.accuracy import ProblemSet
