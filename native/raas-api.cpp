@@ -163,6 +163,30 @@ int32_t llama_raas_clear_seq(llama_context * ctx, llama_seq_id seq_id) {
     return 0;
 }
 
+int32_t llama_raas_move_seq(llama_context * ctx, llama_seq_id src, llama_seq_id dst) {
+    raas_seq * a = seq_of(ctx, src);
+    raas_seq * b = seq_of(ctx, dst);
+    if (!a || !b) {
+        return -1;
+    }
+    if (src == dst) {
+        return 0;
+    }
+    if (b->used() > 0) {
+        return fail(-3, "sequence " + std::to_string(dst) + " holds cells; clear it before moving another into it");
+    }
+    // the cells: a whole-stream copy (llama.cpp does it at the next update) and the source's removal
+    a->kv->seq_cp(src, dst, -1, -1);
+    a->kv->seq_rm(src, -1, -1);
+    // the state: positions, pages and counters carry over; the cell counts are read again
+    raas_seq moved = *a;
+    moved.seq   = dst;
+    moved.stale = true;
+    *b = moved;
+    a->reset();
+    return 0;
+}
+
 int32_t llama_raas_get_stats(const llama_context * ctx, llama_seq_id seq_id, llama_raas_stats * out) {
     raas_seq * st = seq_of(ctx, seq_id);
     if (!st) {

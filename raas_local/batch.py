@@ -7,6 +7,11 @@ sequence or its token limit) its slot is cleared (its cells and policy state
 freed, llama_raas_clear_seq) and the next prompt is prefilled into it while
 the others wait one prefill, then they all decode on together.
 
+llama.cpp puts one run of consecutive sequence ids in a ubatch, so a gap in
+the live slots (a finished sequence with no prompt left to take its place)
+would make every step read the weights once per run: the last live sequence
+then moves into the gap (llama_raas_move_seq: its cells and policy state).
+
 A prompt's prefill is its own ``llama_decode`` calls, as for a single sequence,
 so its prompt is cut into the same ubatches as alone. The per-token loop is
 Engine.generate's: sample, stop at end of sequence, decode, count; a sequence
@@ -72,6 +77,7 @@ def generate_batch(
     ``items`` is read lazily, one item per free slot. ``on_step(n)`` hears the tokens decoded by each
     step (n = live sequences). Closing the generator (or an exception) clears every sequence."""
     pending = iter(items)
+    exhausted = False
     free = list(range(engine.n_seq))
     live: dict[int, _Live] = {}
     engine.reset()
@@ -81,6 +87,7 @@ def generate_batch(
             while free:
                 item = next(pending, None)
                 if item is None:
+                    exhausted = True
                     break
                 seq = free.pop(0)
                 key, prompt, sampling = item
@@ -92,6 +99,8 @@ def generate_batch(
                     yield key, _finish(engine, lv, reason, free)
             if not live:
                 return
+            if exhausted:
+                _close_gaps(engine, live, free)
             # one step: the pending token of every live sequence, in sequence order
             order = sorted(live)
             t0 = time.perf_counter()
@@ -124,6 +133,20 @@ def generate_batch(
         for lv in live.values():
             llama_cpp.llama_sampler_free(lv.sampler)
         engine.reset()
+
+
+def _close_gaps(engine: Engine, live: dict[int, "_Live"], free: list[int]) -> None:
+    """Move the highest live sequences into the free slots below them: one run of ids, one ubatch a step."""
+    while free and free[0] < max(live):
+        src, dst = max(live), free[0]
+        if not engine.move_seq(src, dst):
+            return
+        lv = live.pop(src)
+        lv.seq = dst
+        live[dst] = lv
+        free.pop(0)
+        free.append(src)
+        free.sort()
 
 
 def _start(engine: Engine, seq: int, key, prompt, sampling: Sampling, raw: bool) -> _Live:

@@ -267,6 +267,14 @@ class Engine:
         else:
             llama_cpp.llama_memory_seq_rm(self.memory, seq, -1, -1)
 
+    def move_seq(self, src: int, dst: int) -> bool:
+        """Move sequence ``src`` into the empty ``dst`` (cells and policy state); False where the memory
+        has no policy state to move (dense on a memory that is not one KV cache)."""
+        if native.get_stats(self.ctx, src) is None:
+            return False
+        native.move_seq(self.ctx, src, dst)
+        return True
+
     def close(self) -> None:
         if self.llm is not None:
             llama_cpp.llama_batch_free(self._batch)

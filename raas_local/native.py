@@ -152,6 +152,7 @@ _seq = ctypes.c_int32  # llama_seq_id
 _pin = _bind("llama_raas_pin", [_ctx, _seq, llama_pos, llama_pos], ctypes.c_int32)
 _reset = _bind("llama_raas_reset", [_ctx], None)
 _clear_seq = _bind("llama_raas_clear_seq", [_ctx, _seq], ctypes.c_int32)
+_move_seq = _bind("llama_raas_move_seq", [_ctx, _seq, _seq], ctypes.c_int32)
 _get_stats = _bind("llama_raas_get_stats", [_ctx, _seq, ctypes.POINTER(llama_raas_stats)], ctypes.c_int32)
 _get_pages = _bind("llama_raas_get_pages", [_ctx, _seq, ctypes.POINTER(llama_raas_page_info), ctypes.c_int32], ctypes.c_int32)
 _get_scores = _bind(
@@ -206,6 +207,12 @@ def reset(ctx) -> None:
 def clear_seq(ctx, seq: int) -> None:
     """Free the cells of one sequence and forget its policy state: its slot is ready for a new prompt."""
     if _clear_seq(ctx, seq) != 0:
+        raise PolicyError(last_error())
+
+
+def move_seq(ctx, src: int, dst: int) -> None:
+    """Move sequence ``src`` (cells and policy state) into the empty sequence ``dst``."""
+    if _move_seq(ctx, src, dst) != 0:
         raise PolicyError(last_error())
 
 

@@ -235,3 +235,41 @@ def test_a_sequence_outside_the_context_is_refused(tiny_llama):
         native.pin(eng.ctx, 0, 4, seq=2)
     assert native.get_stats(eng.ctx, 5) is None
     eng.close()
+
+
+def _pages(eng: Engine, seq: int) -> list[tuple]:
+    return [(p.first_pos, p.last_pos, p.n_cells, p.ts, p.closed) for p in eng.page_table(seq)]
+
+
+def test_moving_a_sequence_into_a_free_slot_keeps_its_cells_state_and_logits(tiny_llama):
+    """llama_raas_move_seq (continuous batching closes the gaps of its tail with it): sequence 2 moved
+    into the empty sequence 1 keeps its stats and page table, leaves 2 empty, and decodes on as the
+    same sequence that never moved (f32 cache: logits within the batched-step bound)."""
+    path, _ = tiny_llama
+    ref, eng = engine(path, "raas", 3, "f32"), engine(path, "raas", 3, "f32")
+    toks = [eng.tokenize(p) for p in PROMPTS[:2]]
+    pos = {}
+    for s_ref, s_eng, t in ((0, 0, toks[0]), (1, 2, toks[1])):
+        _prefill(ref, s_ref, t)
+        _prefill(eng, s_eng, t)
+        pos[s_ref] = len(t)
+    tok = {0: 5, 1: 6}
+    for k in range(80):
+        if k == 40:
+            before, pages = eng.cache_stats(2), eng.page_table(2)
+            assert before.evictions > 0
+            eng.move_seq(2, 1)
+            assert eng.cache_stats(1) == before and eng.page_table(1) == pages
+            assert eng.cache_stats(2).used == 0 and eng.page_table(2) == []
+        mine = {0: 0, 1: 2 if k < 40 else 1}
+        want = _decode_batch(ref, tok, pos)
+        got = _decode_batch(eng, {mine[s]: tok[s] for s in tok}, {mine[s]: pos[s] for s in tok})
+        for s in tok:
+            assert eng.last_evicted(mine[s]) == ref.last_evicted(s), (k, s)
+            assert _pages(eng, mine[s]) == _pages(ref, s), (k, s)
+            ref_l = want[s]
+            assert float(np.max(np.abs(got[mine[s]] - ref_l))) <= 1e-5 * float(np.max(np.abs(ref_l))), (k, s)
+            pos[s] += 1
+            tok[s] = int(np.argmax(ref_l))
+    ref.close()
+    eng.close()
