@@ -11,7 +11,7 @@
 #include <string>
 
 // bump when the C API or the policy semantics change; raas_local checks it
-#define LLAMA_RAAS_VERSION 4
+#define LLAMA_RAAS_VERSION 5
 
 static thread_local std::string g_raas_error;
 
@@ -97,8 +97,9 @@ int32_t llama_raas_set_policy(llama_context * ctx, const llama_raas_params * par
         if (model.hparams.is_mla()) {
             return fail(-4, "policy " + name + " cannot serve " + arch + ": multi-head latent attention (MLA) is not supported; use --policy dense");
         }
-        if (ctx->get_cparams().n_seq_max != 1) {
-            return fail(-4, "policy " + name + " serves one sequence; create the context with n_seq_max = 1");
+        if (kv->get_n_stream() != ctx->get_cparams().n_seq_max) {
+            return fail(-4, "policy " + name + " serves several sequences only with one KV stream each; "
+                    "create the context with kv_unified = false");
         }
         if (p.budget < 2*p.page_size) {
             return fail(-3, "budget " + std::to_string(p.budget) + " is below two pages (" +
@@ -115,19 +116,34 @@ int32_t llama_raas_set_policy(llama_context * ctx, const llama_raas_params * par
                     " KV cells of this context; create it with n_ctx >= budget");
         }
     }
-    ctx->set_raas(std::make_unique<llama_raas>(p, pol, kv));
+    ctx->set_raas(std::make_unique<llama_raas>(p, pol, kv, ctx->get_cparams().n_seq_max));
     ctx->raas->reset(); // pins the streaming sinks
     return 0;
 }
 
-int32_t llama_raas_pin(llama_context * ctx, llama_pos p0, llama_pos p1) {
+// the state of seq_id, or null with the reason set
+static raas_seq * seq_of(const llama_context * ctx, llama_seq_id seq_id) {
     if (!ctx || !ctx->raas) {
-        return fail(-1, "no raas policy set on this context");
+        raas_set_error("no raas policy set on this context");
+        return nullptr;
+    }
+    raas_seq * st = ctx->raas->get(seq_id);
+    if (!st) {
+        raas_set_error("sequence " + std::to_string(seq_id) + " is not in [0, " + std::to_string(ctx->raas->seqs.size()) +
+                "): create the context with n_seq_max above it");
+    }
+    return st;
+}
+
+int32_t llama_raas_pin(llama_context * ctx, llama_seq_id seq_id, llama_pos p0, llama_pos p1) {
+    raas_seq * st = seq_of(ctx, seq_id);
+    if (!st) {
+        return -1;
     }
     if (p0 < 0 || p1 < p0) {
         return fail(-3, "bad pin range [" + std::to_string(p0) + ", " + std::to_string(p1) + ")");
     }
-    ctx->raas->pin(p0, p1);
+    st->pin(p0, p1);
     return 0;
 }
 
@@ -137,22 +153,58 @@ void llama_raas_reset(llama_context * ctx) {
     }
 }
 
-int32_t llama_raas_get_stats(const llama_context * ctx, llama_raas_stats * out) {
-    if (!ctx || !ctx->raas) {
-        return fail(-1, "no raas policy set on this context");
+int32_t llama_raas_clear_seq(llama_context * ctx, llama_seq_id seq_id) {
+    raas_seq * st = seq_of(ctx, seq_id);
+    if (!st) {
+        return -1;
+    }
+    st->kv->seq_rm(seq_id, -1, -1);
+    st->reset();
+    return 0;
+}
+
+int32_t llama_raas_move_seq(llama_context * ctx, llama_seq_id src, llama_seq_id dst) {
+    raas_seq * a = seq_of(ctx, src);
+    raas_seq * b = seq_of(ctx, dst);
+    if (!a || !b) {
+        return -1;
+    }
+    if (src == dst) {
+        return 0;
+    }
+    if (b->used() > 0) {
+        return fail(-3, "sequence " + std::to_string(dst) + " holds cells; clear it before moving another into it");
+    }
+    // the cells: a whole-stream copy (llama.cpp does it at the next update) and the source's removal
+    a->kv->seq_cp(src, dst, -1, -1);
+    a->kv->seq_rm(src, -1, -1);
+    // the state: positions, pages and counters carry over; the cell counts are read again
+    raas_seq moved = *a;
+    moved.seq   = dst;
+    moved.stale = true;
+    *b = moved;
+    a->reset();
+    return 0;
+}
+
+int32_t llama_raas_get_stats(const llama_context * ctx, llama_seq_id seq_id, llama_raas_stats * out) {
+    raas_seq * st = seq_of(ctx, seq_id);
+    if (!st) {
+        return -1;
     }
     if (!out) {
         return fail(-1, "null output pointer");
     }
-    ctx->raas->get_stats(*out);
+    st->get_stats(*out);
     return 0;
 }
 
-int32_t llama_raas_get_pages(const llama_context * ctx, llama_raas_page_info * out, int32_t n_max) {
-    if (!ctx || !ctx->raas) {
-        return fail(-1, "no raas policy set on this context");
+int32_t llama_raas_get_pages(const llama_context * ctx, llama_seq_id seq_id, llama_raas_page_info * out, int32_t n_max) {
+    const raas_seq * st = seq_of(ctx, seq_id);
+    if (!st) {
+        return -1;
     }
-    const auto & pages = ctx->raas->pages;
+    const auto & pages = st->pages;
     for (int32_t i = 0; out && i < (int32_t) pages.size() && i < n_max; ++i) {
         const raas_page & p = pages[i];
         out[i] = {p.first, p.last, p.n, p.ts, p.score, p.closed ? 1 : 0, p.acc};
@@ -160,11 +212,12 @@ int32_t llama_raas_get_pages(const llama_context * ctx, llama_raas_page_info * o
     return (int32_t) pages.size();
 }
 
-int32_t llama_raas_get_scores(const llama_context * ctx, llama_pos * pos, float * score, int32_t n_max) {
-    if (!ctx || !ctx->raas) {
-        return fail(-1, "no raas policy set on this context");
+int32_t llama_raas_get_scores(const llama_context * ctx, llama_seq_id seq_id, llama_pos * pos, float * score, int32_t n_max) {
+    const raas_seq * st = seq_of(ctx, seq_id);
+    if (!st) {
+        return -1;
     }
-    const auto & r = *ctx->raas;
+    const auto & r = *st;
     int32_t n = 0;
     for (size_t i = 0; i < r.score_pos.size(); ++i) {
         if (r.score_pos[i] < 0) {
@@ -183,30 +236,31 @@ int32_t llama_raas_get_scores(const llama_context * ctx, llama_pos * pos, float 
     return n;
 }
 
-int32_t llama_raas_get_evicted(const llama_context * ctx, llama_pos * first_pos, int32_t n_max) {
-    if (!ctx || !ctx->raas) {
-        return fail(-1, "no raas policy set on this context");
+int32_t llama_raas_get_evicted(const llama_context * ctx, llama_seq_id seq_id, llama_pos * first_pos, int32_t n_max) {
+    const raas_seq * st = seq_of(ctx, seq_id);
+    if (!st) {
+        return -1;
     }
-    const auto & ev = ctx->raas->last_evicted;
+    const auto & ev = st->last_evicted;
     for (int32_t i = 0; first_pos && i < (int32_t) ev.size() && i < n_max; ++i) {
         first_pos[i] = ev[i];
     }
     return (int32_t) ev.size();
 }
 
-int32_t llama_raas_override_scores(llama_context * ctx, const llama_pos * pos, const float * score, int32_t n) {
-    if (!ctx || !ctx->raas) {
-        return fail(-1, "no raas policy set on this context");
+int32_t llama_raas_override_scores(llama_context * ctx, llama_seq_id seq_id, const llama_pos * pos, const float * score, int32_t n) {
+    raas_seq * st = seq_of(ctx, seq_id);
+    if (!st) {
+        return -1;
     }
     if (n > 0 && (!pos || !score)) {
         return fail(-1, "null positions or scores");
     }
-    auto & r = *ctx->raas;
-    r.score_override.clear();
+    st->score_override.clear();
     for (int32_t i = 0; i < n; ++i) {
-        r.score_override.emplace_back(pos[i], score[i]);
+        st->score_override.emplace_back(pos[i], score[i]);
     }
-    r.has_score_override = true;
+    st->has_score_override = true;
     return 0;
 }
 

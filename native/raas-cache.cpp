@@ -1,5 +1,7 @@
 // raas-local: the policy state of one llama_context and the hooks of llama_context::decode.
 // Which page to free and how pages age are per policy: raas-policy-*.cpp.
+// Each sequence (raas_seq) keeps its own state and sees only its own cells (its
+// KV stream); llama_raas splits a batch by sequence and hands each its part.
 //
 // A step's host work is O(batch + KV view + pages), never O(n_ctx) or O(tokens
 // seen): cells in use and pinned are running counters, scores are read once per
@@ -8,6 +10,7 @@
 
 #include "raas.h"
 
+#include "llama-batch.h"
 #include "llama-kv-cache.h"
 #include "llama-kv-cells.h"
 
@@ -16,12 +19,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <string>
 
 bool raas_page_evictable(const raas_page & p, llama_pos newest) {
     return p.closed && !(newest >= p.first && newest <= p.last);
 }
 
-bool llama_raas::is_pinned(llama_pos p) const {
+bool raas_seq::is_pinned(llama_pos p) const {
     // pins are few (one range per chat turn): a linear scan is cheapest
     for (const auto & r : pins) {
         if (p >= r.first && p < r.second) {
@@ -31,7 +35,7 @@ bool llama_raas::is_pinned(llama_pos p) const {
     return false;
 }
 
-void llama_raas::pin(llama_pos p0, llama_pos p1) {
+void raas_seq::pin(llama_pos p0, llama_pos p1) {
     pins.emplace_back(p0, p1);
     std::sort(pins.begin(), pins.end());
     std::vector<std::pair<llama_pos, llama_pos>> merged;
@@ -46,7 +50,7 @@ void llama_raas::pin(llama_pos p0, llama_pos p1) {
     stale = true; // cells already cached may now count as pinned
 }
 
-void llama_raas::reset() {
+void raas_seq::reset() {
     pins.clear();
     n_pinned = 0;
     pages.clear();
@@ -65,18 +69,18 @@ void llama_raas::reset() {
     stale = true;
 }
 
-uint32_t llama_raas::used() const {
-    return kv->get_cells(0).get_used();
+uint32_t raas_seq::used() const {
+    return kv->get_cells(seq).get_used(); // the sequence's stream holds its cells only
 }
 
-llama_pos llama_raas::newest_pos() const {
-    return kv->seq_pos_max(0);
+llama_pos raas_seq::newest_pos() const {
+    return kv->seq_pos_max(seq);
 }
 
-void llama_raas::free_page(int i) {
+void raas_seq::free_page(int i) {
     const raas_page p = pages[i];
     const uint32_t before = used();
-    kv->seq_rm(0, p.first, p.last + 1);
+    kv->seq_rm(seq, p.first, p.last + 1);
     n_evicted_pages += 1;
     n_evicted_cells += before - used();
     last_evicted.push_back(p.first);
@@ -84,9 +88,9 @@ void llama_raas::free_page(int i) {
     used_known = used();
 }
 
-void llama_raas::reconcile() {
-    // the cells of sequence 0 by position: visit only the pinned and paged ranges
-    const auto & sp = kv->get_cells(0).seq_pos_get(0);
+void raas_seq::reconcile() {
+    // the cells of the sequence by position: visit only the pinned and paged ranges
+    const auto & sp = kv->get_cells(seq).seq_pos_get(seq);
     auto count_in = [&](llama_pos p0, llama_pos p1, llama_pos & max_pos) {
         uint32_t n = 0;
         for (auto it = sp.lower_bound({p0, 0}); it != sp.end() && it->first < p1; ++it) {
@@ -128,26 +132,17 @@ void llama_raas::reconcile() {
     stale = false;
 }
 
-bool llama_raas::before_decode(const llama_batch & batch) {
+bool raas_seq::before_decode(uint32_t n, llama_pos last) {
     last_evicted.clear();
-    scores.clear(); // read again from this decode's last ubatch, or none
+    scores.clear(); // read again from the ubatch holding the sequence's last token, or none
     n_visited = 0;
-    batch_last = -1;
-    for (int32_t i = 0; i < batch.n_tokens; ++i) {
-        batch_last = std::max(batch_last, batch.pos[i]);
-    }
-    if (pol->evicts && kv->get_has_shift()) {
-        raas_set_error(std::string("policy ") + pol->name + " cannot follow positions moved by llama_memory_seq_add or "
-                "llama_memory_seq_div (its pages and pins hold positions); clear the memory, or use --policy dense");
-        return false;
-    }
+    batch_last = last;
     if (stale || used() != used_known) {
         reconcile();
     }
     if (!pol->evicts) {
         return true;
     }
-    const uint32_t n      = batch.n_tokens;
     const uint32_t budget = params.budget;
     while (used() + n > budget) {
         n_visited += (int64_t) pages.size();
@@ -155,8 +150,8 @@ bool llama_raas::before_decode(const llama_batch & batch) {
         if (v < 0) {
             char buf[256];
             snprintf(buf, sizeof(buf),
-                    "KV budget %u cannot take %u more tokens: %u cells in use and no full decode page to free",
-                    budget, n, used());
+                    "KV budget %u cannot take %u more tokens: %u cells in use and no full decode page to free%s",
+                    budget, n, used(), seq > 0 ? (" (sequence " + std::to_string(seq) + ")").c_str() : "");
             raas_set_error(buf);
             return false;
         }
@@ -165,21 +160,7 @@ bool llama_raas::before_decode(const llama_batch & batch) {
     return true;
 }
 
-void llama_raas::read_scores(ggml_backend_sched * sched, ggml_tensor * t, llama_pos ubatch_last) {
-    if (ubatch_last != batch_last) {
-        return; // only the ubatch holding the batch's last token has the scores we keep
-    }
-    if (!t) {
-        scores.clear();
-        return;
-    }
-    ggml_backend_t backend = ggml_backend_sched_get_tensor_backend(sched, t);
-    scores.resize(ggml_nelements(t));
-    ggml_backend_tensor_get_async(backend, t, scores.data(), 0, ggml_nbytes(t));
-    ggml_backend_synchronize(backend);
-}
-
-static void raas_place(llama_raas & st, llama_pos p) {
+static void raas_place(raas_seq & st, llama_pos p) {
     auto & pages = st.pages;
     if (!pages.empty()) {
         raas_page & b = pages.back();
@@ -194,8 +175,7 @@ static void raas_place(llama_raas & st, llama_pos p) {
     pages.push_back({p, p, 1, st.step, 0.0f, st.params.page_size <= 1, 0.0f});
 }
 
-void llama_raas::after_decode(const llama_batch & batch) {
-    std::vector<llama_pos> placed(batch.pos, batch.pos + batch.n_tokens);
+void raas_seq::after_decode(std::vector<llama_pos> placed) {
     std::sort(placed.begin(), placed.end());
 
     bool decode_step = false;
@@ -225,7 +205,7 @@ void llama_raas::after_decode(const llama_batch & batch) {
         return;
     }
 
-    const auto & cells = kv->get_cells(0);
+    const auto & cells = kv->get_cells(seq);
     if (has_score_override) {
         std::sort(score_override.begin(), score_override.end());
         scores.assign(cells.used_max_p1(), 0.0f);
@@ -255,7 +235,7 @@ void llama_raas::after_decode(const llama_batch & batch) {
     std::vector<float>   best (pages.size(), 0.0f);
     std::vector<float>   sum  (pages.size(), 0.0f);
     for (uint32_t i = 0; i < n_view; ++i) {
-        if (cells.is_empty(i) || !cells.seq_has(i, 0)) {
+        if (cells.is_empty(i) || !cells.seq_has(i, seq)) {
             continue;
         }
         const llama_pos p = cells.pos_get(i);
@@ -286,11 +266,11 @@ void llama_raas::after_decode(const llama_batch & batch) {
     }
 }
 
-void llama_raas::get_stats(llama_raas_stats & out) {
+void raas_seq::get_stats(llama_raas_stats & out) {
     if (stale || used() != used_known) {
         reconcile(); // a clear or the caller's seq_rm since the last decode: count what is cached now
     }
-    const auto & cells = kv->get_cells(0);
+    const auto & cells = kv->get_cells(seq);
     const int32_t n_used = (int32_t) cells.get_used();
     out = {};
     out.budget         = params.budget;
@@ -305,4 +285,89 @@ void llama_raas::get_stats(llama_raas_stats & out) {
     out.evicted_cells  = n_evicted_cells;
     out.newest_pos     = newest_pos();
     out.last_evictions = (int32_t) last_evicted.size();
+}
+
+// -- the context's policy: a batch split by sequence ---------------------------
+
+void llama_raas::reset() {
+    for (auto & s : seqs) {
+        s.reset();
+    }
+}
+
+// the sequence of each token of a batch; -1 when a token is not of exactly one known sequence
+static llama_seq_id raas_token_seq(const llama_raas & r, const llama_batch & batch, int32_t i) {
+    if (batch.n_seq_id[i] != 1) {
+        return -1;
+    }
+    const llama_seq_id s = batch.seq_id[i][0];
+    return r.get(s) ? s : -1;
+}
+
+bool llama_raas::before_decode(const llama_batch & batch) {
+    if (pol->evicts && kv->get_has_shift()) {
+        raas_set_error(std::string("policy ") + pol->name + " cannot follow positions moved by llama_memory_seq_add or "
+                "llama_memory_seq_div (its pages and pins hold positions); clear the memory, or use --policy dense");
+        return false;
+    }
+    std::vector<uint32_t>  n   (seqs.size(), 0);
+    std::vector<llama_pos> last(seqs.size(), -1);
+    for (int32_t i = 0; i < batch.n_tokens; ++i) {
+        const llama_seq_id s = raas_token_seq(*this, batch, i);
+        if (s < 0) {
+            raas_set_error(std::string("policy ") + pol->name + " needs every token of a batch in exactly one sequence "
+                    "below n_seq_max (" + std::to_string(seqs.size()) + ")");
+            return false;
+        }
+        n[s]    += 1;
+        last[s]  = std::max(last[s], batch.pos[i]);
+    }
+    for (size_t s = 0; s < seqs.size(); ++s) {
+        if (n[s] > 0 && !seqs[s].before_decode(n[s], last[s])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void llama_raas::read_scores(ggml_backend_sched * sched, ggml_tensor * t, const llama_ubatch & ubatch) {
+    // the ubatch holds n_seqs_unq sequences of n_tps tokens each, in stream order (one stream, all
+    // tokens, with a single sequence); t holds one row of n_kv scores per stream
+    const uint32_t n_seq = std::max<uint32_t>(ubatch.n_seqs_unq, 1);
+    const uint32_t n_tps = ubatch.n_tokens/n_seq;
+    std::vector<float> all;
+    for (uint32_t k = 0; k < n_seq; ++k) {
+        raas_seq * st = get(ubatch.seq_id_unq[k]);
+        if (!st || ubatch.pos[(k + 1)*n_tps - 1] != st->batch_last) {
+            continue; // only the ubatch holding the sequence's last token has the scores we keep
+        }
+        if (!t) {
+            st->scores.clear();
+            continue;
+        }
+        if (all.empty()) {
+            ggml_backend_t backend = ggml_backend_sched_get_tensor_backend(sched, t);
+            all.resize(ggml_nelements(t));
+            ggml_backend_tensor_get_async(backend, t, all.data(), 0, ggml_nbytes(t));
+            ggml_backend_synchronize(backend);
+        }
+        const int64_t n_kv = t->ne[0];
+        const int64_t row  = t->ne[1] == 1 ? 0 : (int64_t) k; // one stream (one sequence): one row
+        st->scores.assign(all.begin() + row*n_kv, all.begin() + (row + 1)*n_kv);
+    }
+}
+
+void llama_raas::after_decode(const llama_batch & batch) {
+    std::vector<std::vector<llama_pos>> placed(seqs.size());
+    for (int32_t i = 0; i < batch.n_tokens; ++i) {
+        const llama_seq_id s = raas_token_seq(*this, batch, i);
+        if (s >= 0) {
+            placed[s].push_back(batch.pos[i]);
+        }
+    }
+    for (size_t s = 0; s < seqs.size(); ++s) {
+        if (!placed[s].empty()) {
+            seqs[s].after_decode(std::move(placed[s]));
+        }
+    }
 }

@@ -1,8 +1,8 @@
 // raas-local: the score signal as ggml ops, so it runs on every backend
-// (CPU, CUDA): for the last token of the ubatch, the attention probabilities
-// per head, accumulated over the scored layers (all but the first
-// params.skip_layers) as [n_kv, 1, n_head], then summed (or maxed) over heads
-// once per graph.
+// (CPU, CUDA): for the last token of each KV stream of the ubatch (one stream
+// per sequence), the attention probabilities per head, accumulated over the
+// scored layers (all but the first params.skip_layers) as
+// [n_kv, 1, n_head, n_stream], then summed (or maxed) over heads once per graph.
 // Each layer's add is expanded into the graph right where it is built: ggml-alloc
 // frees a tensor once its last consumer (views included) has run, so a layer's
 // softmax (n_kv x n_tokens x n_head floats) is freed within the layer, as in a
@@ -40,16 +40,17 @@ static ggml_tensor * raas_build_scores(
         float          kq_scale,
         float          max_alibi_bias,
         float          softcap) {
-    const int64_t n_tokens = q->ne[2];
-    GGML_ASSERT(k->ne[3] == 1 && "raas: one KV stream only");
+    // q: [d, n_head, n_tokens], the tokens of each stream in turn; k: [d, n_head_kv, n_kv, n_stream]
+    const int64_t n_stream = k->ne[3];
+    const int64_t n_tps    = q->ne[2]/n_stream;
 
-    // last token's queries: [d, n_head, 1] -> [d, 1, n_head]
-    ggml_tensor * ql = ggml_view_3d(ctx, q, q->ne[0], q->ne[1], 1, q->nb[1], q->nb[2], (n_tokens - 1)*q->nb[2]);
+    // each stream's last query: [d, n_head, 1, n_stream] -> [d, 1, n_head, n_stream]
+    ggml_tensor * ql = ggml_view_4d(ctx, q, q->ne[0], q->ne[1], 1, n_stream, q->nb[1], q->nb[2], q->nb[2]*n_tps, (n_tps - 1)*q->nb[2]);
     ql = ggml_permute(ctx, ql, 0, 2, 1, 3);
-    // keys: [d, n_head_kv, n_kv] -> [d, n_kv, n_head_kv]; heads broadcast as in GQA
+    // keys: [d, n_head_kv, n_kv, n_stream] -> [d, n_kv, n_head_kv, n_stream]; heads broadcast as in GQA
     ggml_tensor * kp = ggml_permute(ctx, k, 0, 2, 1, 3);
 
-    ggml_tensor * kq = ggml_mul_mat(ctx, kp, ql); // [n_kv, 1, n_head]
+    ggml_tensor * kq = ggml_mul_mat(ctx, kp, ql); // [n_kv, 1, n_head, n_stream]
     ggml_prec_set_acc(kq, GGML_PREC_F32);
 
     if (softcap > 0.0f) {
@@ -59,8 +60,9 @@ static ggml_tensor * raas_build_scores(
         kq = ggml_scale(ctx, kq, softcap);
     }
 
-    // the mask row of the last token
-    ggml_tensor * m = ggml_view_2d(ctx, kq_mask, kq_mask->ne[0], 1, kq_mask->nb[1], (n_tokens - 1)*kq_mask->nb[1]);
+    // the mask row of each stream's last token: the mask is [n_kv, n_tps, 1, n_stream]
+    ggml_tensor * m = ggml_view_4d(ctx, kq_mask, kq_mask->ne[0], 1, 1, n_stream, kq_mask->nb[1], kq_mask->nb[2], kq_mask->nb[3],
+            (n_tps - 1)*kq_mask->nb[1]);
     kq = ggml_soft_max_ext(ctx, kq, m, kq_scale, max_alibi_bias);
 
     if (!acc) {
@@ -96,9 +98,9 @@ ggml_tensor * llama_raas_observe_attn(const llama_raas & st, ggml_context * ctx,
     if (!st.scores_layer(il)) {
         return acc;
     }
-    GGML_ASSERT(kq->ne[3] == 1 && "raas: one KV stream only");
-    // [n_kv, n_tokens, n_head] -> the last token's row of every head
-    ggml_tensor * last = ggml_view_3d(ctx, kq, kq->ne[0], 1, kq->ne[2], kq->nb[1], kq->nb[2], (kq->ne[1] - 1)*kq->nb[1]);
+    // [n_kv, n_tps, n_head, n_stream] -> each stream's last token's row of every head
+    ggml_tensor * last = ggml_view_4d(ctx, kq, kq->ne[0], 1, kq->ne[2], kq->ne[3], kq->nb[1], kq->nb[2], kq->nb[3],
+            (kq->ne[1] - 1)*kq->nb[1]);
     return raas_accumulate(ctx, gf, acc, last);
 }
 
@@ -117,14 +119,14 @@ void llama_raas::finish_graph(ggml_context * ctx, ggml_cgraph * gf, ggml_tensor 
     if (!t) {
         return;
     }
-    // [n_kv, 1, n_head] -> [n_head, n_kv] -> over heads (sum, or max: a 1-d max pool as wide as a row) -> [n_kv]
+    // [n_kv, 1, n_head, n_stream] -> [n_head, n_kv, 1, n_stream] -> over heads (sum, or max: a 1-d max
+    // pool as wide as a row) -> [n_kv, n_stream]
     const int64_t n_kv   = t->ne[0];
-    const int64_t n_head = t->ne[1]*t->ne[2];
-    ggml_tensor * s = ggml_reshape_2d(ctx, t, n_kv, n_head);
-    s = ggml_cont(ctx, ggml_transpose(ctx, s));
-    s = params.head_agg == LLAMA_RAAS_HEAD_MAX ? ggml_pool_1d(ctx, s, GGML_OP_POOL_MAX, (int) n_head, (int) n_head, 0)
+    const int     n_head = (int) t->ne[2];
+    ggml_tensor * s = ggml_cont(ctx, ggml_permute(ctx, t, 1, 2, 0, 3));
+    s = params.head_agg == LLAMA_RAAS_HEAD_MAX ? ggml_pool_1d(ctx, s, GGML_OP_POOL_MAX, n_head, n_head, 0)
                                                : ggml_sum_rows(ctx, s);
-    s = ggml_reshape_1d(ctx, s, n_kv);
+    s = ggml_reshape_2d(ctx, s, n_kv, t->ne[3]);
     ggml_set_name(s, "raas_scores");
     ggml_set_output(s);
     ggml_build_forward_expand(gf, s);

@@ -16,13 +16,13 @@ int32_t raas_h2o_recent(const llama_raas_params & p) {
     return p.budget - (int32_t) std::floor((double) p.heavy_ratio * p.budget);
 }
 
-static void h2o_observe(llama_raas & st) {
+static void h2o_observe(raas_seq & st) {
     for (raas_page & p : st.pages) {
         p.acc += p.score;
     }
 }
 
-static int h2o_victim(const llama_raas & st) {
+static int h2o_victim(const raas_seq & st) {
     const llama_pos newest = st.newest_pos();
     const llama_pos recent_from = newest - raas_h2o_recent(st.params) + 1;
     int best = -1;

@@ -24,7 +24,7 @@ int32_t raas_n_refresh(float ratio, size_t n_pages) {
     return (int32_t) std::ceil((double) ratio * (double) n_pages - 1e-6);
 }
 
-static void raas_observe(llama_raas & st) {
+static void raas_observe(raas_seq & st) {
     auto & pages = st.pages;
     std::vector<size_t> order(pages.size());
     std::iota(order.begin(), order.end(), 0);
@@ -57,7 +57,7 @@ static std::string raas_check(const llama_raas_params & p) {
     return "";
 }
 
-static int raas_victim(const llama_raas & st) {
+static int raas_victim(const raas_seq & st) {
     const llama_pos newest = st.newest_pos();
     // the newest protect_pages pages beyond the one being filled stay (pages are in position order)
     const size_t n_open = st.pages.empty() ? 0 : (raas_page_evictable(st.pages.back(), newest) ? 0 : 1);

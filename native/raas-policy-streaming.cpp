@@ -7,13 +7,13 @@
 
 #include "raas.h"
 
-static void streaming_reset(llama_raas & st) {
+static void streaming_reset(raas_seq & st) {
     if (st.params.n_sink > 0) {
         st.pin(0, st.params.n_sink); // the attention sinks: the first positions of the sequence
     }
 }
 
-static int streaming_victim(const llama_raas & st) {
+static int streaming_victim(const raas_seq & st) {
     const llama_pos newest = st.newest_pos();
     for (size_t i = 0; i < st.pages.size(); ++i) {
         // pages are in position order: the first evictable one is the oldest

@@ -2,12 +2,16 @@
 
 // raas-local: KV-cache policies inside llama.cpp (compiled in as src/raas/).
 //
-// One sequence (seq_id 0) in a llama_kv_cache. The cache decides per cell for
-// all layers at once, so the policies decide per page of cells:
+// Up to n_seq_max sequences in a llama_kv_cache, each in its own KV stream
+// (kv_unified = false when there are several), each with its own policy state
+// (raas_seq): pins, pages, step counter, budget, stats. The cache decides per
+// cell for all layers at once, so the policies decide per page of a sequence's cells:
 //   - prompt positions are pinned by the caller and never freed;
 //   - decode positions form pages of page_size consecutive positions;
-//   - before a batch is placed, pages are freed (seq_rm) until it fits the budget;
-//   - after a step, the policy observes the last token's attention scores.
+//   - before a batch is placed, a sequence's pages are freed (seq_rm) until its
+//     tokens of the batch fit its budget;
+//   - after a step, the policy observes the attention scores of the sequence's
+//     last token in the batch (each stream's row of the graph's scores).
 // What differs between policies is one row of raas_policy, defined in the
 // kind's raas-policy-<kind>.cpp and listed in raas-policies.cpp.
 
@@ -25,7 +29,9 @@ struct ggml_cgraph;
 struct ggml_backend_sched;
 class  llama_kv_cache;
 class  llm_graph_result;
+struct llama_ubatch;
 struct llama_raas;
+struct raas_seq;
 
 struct raas_page {
     llama_pos first;
@@ -54,9 +60,9 @@ struct raas_policy {
 
     // the kind's own limits on params beyond the shared ones; "" when they hold
     std::string (*check)(const llama_raas_params & p);
-    void (*on_reset)(llama_raas & st);               // after pins and pages are cleared
-    void (*observe) (llama_raas & st);               // after a decode step, with scores
-    int  (*victim)  (const llama_raas & st);         // page to free, -1 when none can go
+    void (*on_reset)(raas_seq & st);               // after pins and pages are cleared
+    void (*observe) (raas_seq & st);               // after a decode step, with scores
+    int  (*victim)  (const raas_seq & st);         // page to free, -1 when none can go
     raas_attn_fn build_attn;
 };
 
@@ -69,10 +75,12 @@ extern const raas_policy raas_policy_quest;
 // the row of a kind (raas-policies.cpp); null when this build has none
 const raas_policy * raas_policy_find(int32_t kind);
 
-struct llama_raas {
+// the policy state of one sequence: its own cells are the cells of its KV stream
+struct raas_seq {
     llama_raas_params   params;
     const raas_policy * pol;
     llama_kv_cache *    kv;
+    llama_seq_id        seq;
 
     std::vector<std::pair<llama_pos, llama_pos>> pins;  // [p0, p1), sorted, merged
     std::vector<raas_page> pages;                        // decode pages by position
@@ -80,13 +88,13 @@ struct llama_raas {
     int32_t step = 0;
     int64_t n_evicted_pages = 0;
     int64_t n_evicted_cells = 0;
-    std::vector<llama_pos> last_evicted;  // first positions freed by the last decode
+    std::vector<llama_pos> last_evicted;  // first positions freed by the last decode of this sequence
 
     // running counters, so a step's host work is O(batch + KV view), never O(n_ctx)
     uint32_t  n_pinned     = 0;      // cached cells at pinned positions
     uint32_t  used_known   = 0;      // cells in use when this object last looked
     bool      stale        = true;   // the cache may have changed behind our back: reconcile
-    llama_pos batch_last   = -1;     // position of the batch's last token (its scores are read)
+    llama_pos batch_last   = -1;     // position of the sequence's last token in the batch (its scores are read)
     int64_t   n_visited    = 0;      // cells and pages the host visited in the last decode
 
     std::vector<float>     scores;     // last step's scores per cell of the graph's KV view
@@ -96,22 +104,16 @@ struct llama_raas {
     std::vector<std::pair<llama_pos, float>> score_override;
     bool has_score_override = false;
 
-    llama_raas(const llama_raas_params & params, const raas_policy * pol, llama_kv_cache * kv)
-        : params(params), pol(pol), kv(kv) {}
+    raas_seq(const llama_raas_params & params, const raas_policy * pol, llama_kv_cache * kv, llama_seq_id seq)
+        : params(params), pol(pol), kv(kv), seq(seq) {}
 
-    bool needs_scores() const { return pol->needs_scores; }
-    // whether layer il's attention counts in the scores (raas: skip_layers)
-    bool scores_layer(int il) const { return pol->needs_scores && il >= params.skip_layers; }
     bool is_pinned(llama_pos p) const;
     void pin(llama_pos p0, llama_pos p1);
     void reset();
 
-    // hooks called by llama_context::decode
-    bool before_decode(const llama_batch & batch);
-    void read_scores(ggml_backend_sched * sched, ggml_tensor * t, llama_pos ubatch_last);
-    void after_decode(const llama_batch & batch);
-    // sums the accumulated attention of the last token over heads and marks it as output
-    void finish_graph(ggml_context * ctx, ggml_cgraph * gf, ggml_tensor *& t) const;
+    // the sequence's tokens of a decode: n of them, the last at position last
+    bool before_decode(uint32_t n, llama_pos last);
+    void after_decode(std::vector<llama_pos> placed);
 
     // cache facts
     uint32_t  used() const;
@@ -121,6 +123,36 @@ struct llama_raas {
     void free_page(int i);
     // after the caller's own memory ops: recount pins, drop or cut pages that lost their cells
     void reconcile();
+};
+
+// the policy of one llama_context: the kind, shared by its sequences, and one state per sequence
+struct llama_raas {
+    llama_raas_params   params;
+    const raas_policy * pol;
+    llama_kv_cache *    kv;
+    std::vector<raas_seq> seqs;  // by seq_id, n_seq_max of them
+
+    llama_raas(const llama_raas_params & params, const raas_policy * pol, llama_kv_cache * kv, uint32_t n_seq)
+        : params(params), pol(pol), kv(kv) {
+        for (uint32_t s = 0; s < n_seq; ++s) {
+            seqs.emplace_back(params, pol, kv, (llama_seq_id) s);
+        }
+    }
+
+    bool needs_scores() const { return pol->needs_scores; }
+    // whether layer il's attention counts in the scores (raas: skip_layers)
+    bool scores_layer(int il) const { return pol->needs_scores && il >= params.skip_layers; }
+    raas_seq * get(llama_seq_id s) { return s >= 0 && (size_t) s < seqs.size() ? &seqs[s] : nullptr; }
+    const raas_seq * get(llama_seq_id s) const { return s >= 0 && (size_t) s < seqs.size() ? &seqs[s] : nullptr; }
+    void reset();
+
+    // hooks called by llama_context::decode
+    bool before_decode(const llama_batch & batch);
+    // keeps each stream's scores row for the sequence whose last token of the batch is in this ubatch
+    void read_scores(ggml_backend_sched * sched, ggml_tensor * t, const llama_ubatch & ubatch);
+    void after_decode(const llama_batch & batch);
+    // sums the accumulated attention of each stream's last token over heads and marks it as output
+    void finish_graph(ggml_context * ctx, ggml_cgraph * gf, ggml_tensor *& t) const;
 };
 
 // the policy's ops in the attention of layer il, called by build_attn: with

@@ -15,6 +15,10 @@ drop it from history (raas_local/thinking.py finds it).
 
 ``collect`` is the one loop that consumes ``generate`` into text and figures;
 `run`, `solve`, `bench` and the TUI all go through it.
+
+With ``n_seq`` > 1 the context holds that many sequences, each in its own KV
+stream with its own policy state; ``generate_batch`` (raas_local/batch.py)
+decodes them together. The single-sequence verbs use sequence 0.
 """
 
 from __future__ import annotations
@@ -126,6 +130,7 @@ class Engine:
         n_batch: int = 512,
         kv_type: str = "f16",
         verbose: bool = False,
+        n_seq: int = 1,
     ):
         from raas_local.models import resolve_model, validate_gguf
 
@@ -138,6 +143,9 @@ class Engine:
         if kv_type not in KV_TYPES:
             raise PolicyError(f"KV type must be one of {', '.join(KV_TYPES)}, got {kv_type!r}")
         self.kv_type = kv_type
+        if n_seq < 1:
+            raise PolicyError(f"the number of parallel sequences must be 1 or more, got {n_seq}")
+        self.n_seq = n_seq
         self._n_ctx_arg = n_ctx
         self.llm: Llama | None = None
         self._load()
@@ -170,19 +178,34 @@ class Engine:
                 type_v=KV_TYPES[self.kv_type][0],
                 verbose=self.verbose,
             )
+            if self.n_seq > 1:
+                self._context_for_sequences()
         except (ValueError, RuntimeError) as e:
             raise ModelError(f"could not load {self.model_path}: {e}") from None
         self.ctx = self.llm.ctx
         self.vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
         self.memory = llama_cpp.llama_get_memory(self.ctx)
-        self.n_cells = llama_cpp.llama_n_ctx(self.ctx)
+        self.n_cells = llama_cpp.llama_n_ctx_seq(self.ctx)  # per sequence
         self.n_batch_eff = self.llm.n_batch
         self.bytes_per_cell = self._bytes_per_cell()
-        self._batch = llama_cpp.llama_batch_init(self.n_batch_eff, 0, 1)
+        self._batch = llama_cpp.llama_batch_init(max(self.n_batch_eff, self.n_seq), 0, 1)
         self._eog = {t for t in range(llama_cpp.llama_vocab_n_tokens(self.vocab)) if llama_cpp.llama_vocab_is_eog(self.vocab, t)}
         self._formatter = self._make_formatter()
         self._apply_policy()
         self.reset()
+
+    def _context_for_sequences(self) -> None:
+        """Replace Llama's one-sequence context by one of n_seq sequences with one KV stream each
+        (kv_unified = false): a sequence attends only its own cells, so a step costs O(budget) per
+        sequence, and each has the cells, budget and RoPE context a single sequence has."""
+        from llama_cpp import _internals
+
+        p = llama_cpp.llama_context_params.from_buffer_copy(self.llm.context_params)
+        p.n_ctx = llama_cpp.llama_n_ctx_seq(self.llm.ctx) * self.n_seq
+        p.n_seq_max, p.kv_unified = self.n_seq, False
+        p.n_batch = max(p.n_batch, self.n_seq)  # a decode step holds one token per sequence
+        self.llm._ctx.close()
+        self.llm._ctx = _internals.LlamaContext(model=self.llm._model, params=p, verbose=self.verbose)
 
     def _bytes_per_cell(self) -> int:
         md = self.llm.metadata
@@ -237,6 +260,21 @@ class Engine:
         self._peak = 0
         self._last_stats = self.cache_stats()
 
+    def clear_seq(self, seq: int) -> None:
+        """Free sequence ``seq``'s cells and forget its policy state (a finished sequence's slot)."""
+        if native.get_stats(self.ctx, seq) is not None:
+            native.clear_seq(self.ctx, seq)
+        else:
+            llama_cpp.llama_memory_seq_rm(self.memory, seq, -1, -1)
+
+    def move_seq(self, src: int, dst: int) -> bool:
+        """Move sequence ``src`` into the empty ``dst`` (cells and policy state); False where the memory
+        has no policy state to move (dense on a memory that is not one KV cache)."""
+        if native.get_stats(self.ctx, src) is None:
+            return False
+        native.move_seq(self.ctx, src, dst)
+        return True
+
     def close(self) -> None:
         if self.llm is not None:
             llama_cpp.llama_batch_free(self._batch)
@@ -256,32 +294,38 @@ class Engine:
         tags = getattr(self.spec, "think_tags", None) if self.spec is not None else ("<think>", "</think>")
         return tuple(tags) if tags and len(tags) == 2 else None
 
-    def cache_stats(self) -> CacheStats:
-        s = native.get_stats(self.ctx)
+    def cache_stats(self, seq: int = 0, seq_tokens: int | None = None, pos: int | None = None) -> CacheStats:
+        """The cache of sequence ``seq``; ``seq_tokens`` and ``pos`` default to the single-sequence engine's."""
+        seq_tokens = self._seq_tokens if seq_tokens is None else seq_tokens
+        s = native.get_stats(self.ctx, seq)
         if s is None:  # dense on a memory that is not one KV cache: nothing to report but counts
-            used = self._seq_tokens
-            return CacheStats(used, 0, used, 0, 0, 0, self.n_cells, self._pos - 1, self.n_cells, 0, self.bytes_per_cell, self._seq_tokens)
+            used, newest = seq_tokens, (self._pos if pos is None else pos) - 1
+            return CacheStats(used, 0, used, 0, 0, 0, self.n_cells, newest, self.n_cells, 0, self.bytes_per_cell, seq_tokens)
         return CacheStats(
             used=s.used, pinned=s.pinned, decode_cells=s.decode_cells, pages=s.pages,
             evictions=s.evictions, evicted_cells=s.evicted_cells, budget=s.budget,
             newest_pos=s.newest_pos, n_cells=s.n_cells, step=s.step,
-            bytes_per_cell=self.bytes_per_cell, seq_tokens=self._seq_tokens,
+            bytes_per_cell=self.bytes_per_cell, seq_tokens=seq_tokens,
         )
 
-    def page_table(self) -> list[native.PageInfo]:
-        return native.get_pages(self.ctx)
+    def page_table(self, seq: int = 0) -> list[native.PageInfo]:
+        return native.get_pages(self.ctx, seq)
 
-    def last_scores(self) -> dict[int, float]:
-        return native.get_scores(self.ctx)
+    def last_scores(self, seq: int = 0) -> dict[int, float]:
+        return native.get_scores(self.ctx, seq)
 
-    def last_evicted(self) -> list[int]:
-        return native.get_evicted(self.ctx)
+    def last_evicted(self, seq: int = 0) -> list[int]:
+        return native.get_evicted(self.ctx, seq)
 
     def logits(self) -> np.ndarray:
         """Logits of the last decoded token (a copy)."""
         ptr = llama_cpp.llama_get_logits_ith(self.ctx, -1)
         n = llama_cpp.llama_vocab_n_tokens(self.vocab)
         return np.ctypeslib.as_array(ptr, shape=(n,)).copy()
+
+    @property
+    def eog_tokens(self) -> set[int]:
+        return self._eog
 
     @property
     def position(self) -> int:
@@ -308,42 +352,51 @@ class Engine:
 
     # -- the verbs --------------------------------------------------------------
 
-    def _decode(self, tokens: Sequence[int], logits_last: bool) -> None:
-        if not self.policy.evicts and self._seq_tokens + len(tokens) > self.n_cells:
+    def check_room(self, seq_tokens: int, n_new: int, pos: int) -> None:
+        """A dense sequence of seq_tokens cells takes n_new more only below its context's cells."""
+        if not self.policy.evicts and seq_tokens + n_new > self.n_cells:
             # refused here, not by llama_decode: that one also logs its failure on stderr
-            raise RaasError(f"the KV cache is full ({self.n_cells} cells) at position {self._pos}; "
+            raise RaasError(f"the KV cache is full ({self.n_cells} cells) at position {pos}; "
                             "raise -c/--ctx-size or use an evicting policy")
+
+    def submit(self, entries: Sequence[tuple[int, int, int, bool]], pos: int) -> None:
+        """One llama_decode of (seq, token, position, wants logits) entries; ``pos`` names the failure."""
         b = self._batch
-        b.n_tokens = len(tokens)
-        for i, t in enumerate(tokens):
+        b.n_tokens = len(entries)
+        for i, (seq, t, p, out) in enumerate(entries):
             b.token[i] = t
-            b.pos[i] = self._pos + i
+            b.pos[i] = p
             b.n_seq_id[i] = 1
-            b.seq_id[i][0] = 0
-            b.logits[i] = 1 if (logits_last and i == len(tokens) - 1) else 0
+            b.seq_id[i][0] = seq
+            b.logits[i] = 1 if out else 0
         rc = llama_cpp.llama_decode(self.ctx, b)
         if rc != 0:
             why = native.last_error() if rc == -1 else ""
             if rc == 1:
                 why = f"the KV cache is full ({self.n_cells} cells); raise -c/--ctx-size or use an evicting policy"
-            raise RaasError(f"llama_decode failed ({rc}) at position {self._pos}: {why}".rstrip(": "))
+            raise RaasError(f"llama_decode failed ({rc}) at position {pos}: {why}".rstrip(": "))
+
+    def _decode(self, tokens: Sequence[int], logits_last: bool) -> None:
+        self.check_room(self._seq_tokens, len(tokens), self._pos)
+        n = len(tokens)
+        self.submit([(0, t, self._pos + i, logits_last and i == n - 1) for i, t in enumerate(tokens)], self._pos)
         self._pos += len(tokens)
         self._seq_tokens += len(tokens)
         # read once per decode: generate's events reuse it instead of scanning the cells again
         self._last_stats = self.cache_stats()
         self._peak = max(self._peak, self._last_stats.used)
 
-    def check_prompt_fits(self, n_new: int) -> None:
+    def check_prompt_fits(self, n_new: int, seq: int = 0) -> None:
         """Refuse a prompt that leaves an evicting policy fewer than two pages to decode in."""
         if self.policy.evicts:
-            pinned = self.cache_stats().pinned + n_new
+            pinned = self.cache_stats(seq).pinned + n_new
             if not self.policy.fits(pinned):
                 need = self.policy.min_budget(pinned)
                 raise PolicyError(
                     f"the prompt needs {pinned} pinned KV cells and budget {self.policy.budget} leaves fewer than two "
                     f"pages ({need - pinned} cells) to decode in; use --budget {need} or more, or --policy dense"
                 )
-        elif self.cache_stats().used + n_new > self.n_cells:
+        elif self.cache_stats(seq).used + n_new > self.n_cells:
             raise PolicyError(f"the prompt of {n_new} tokens does not fit the dense context of {self.n_cells} cells; raise -c/--ctx-size")
 
     def prefill(self, tokens: Sequence[int], pin: bool = True, chunk: int | None = None) -> None:
@@ -374,7 +427,8 @@ class Engine:
         self._pos = pos
         self._cached_text = None  # the text no longer matches what the cache holds
 
-    def _sampler(self, s: Sampling):
+    def sampler(self, s: Sampling):
+        """A llama.cpp sampler chain for ``s`` (the caller frees it with llama_sampler_free)."""
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         if s.ignore_eos and self._eog:
             arr = (llama_cpp.llama_logit_bias * len(self._eog))()
@@ -393,12 +447,20 @@ class Engine:
             llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF))
         return chain
 
-    def _turn_tokens(self, prompt: str | Messages, raw: bool) -> list[int]:
+    def prompt_tokens(self, prompt: str | Messages, raw: bool = False) -> list[int]:
+        """The tokens of ``prompt`` as a fresh conversation (raw: the text as it is)."""
         if raw:
             text = prompt if isinstance(prompt, str) else "".join(m["content"] for m in prompt)
+            return self.tokenize(text, add_bos=llama_cpp.llama_vocab_get_add_bos(self.vocab))
+        text = self.render([{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt))
+        bos = llama_cpp.llama_vocab_get_add_bos(self.vocab) and not self._starts_with_bos(text)
+        return self.tokenize(text, add_bos=bool(bos))
+
+    def _turn_tokens(self, prompt: str | Messages, raw: bool) -> list[int]:
+        if raw:
             self.reset()
             self._cached_text = None
-            return self.tokenize(text, add_bos=llama_cpp.llama_vocab_get_add_bos(self.vocab))
+            return self.prompt_tokens(prompt, raw=True)
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
         text = self.render(messages)
         if self._cached_text is not None and text.startswith(self._cached_text):
@@ -429,7 +491,7 @@ class Engine:
         self.prefill(tokens, pin=True)
         t_prefill = time.perf_counter() - t0
 
-        sampler = self._sampler(s)
+        sampler = self.sampler(s)
         utf8 = codecs.getincrementaldecoder("utf-8")("replace")
         turn = _Turn(self._pos)
         if self.think_tags and not raw:

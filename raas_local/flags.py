@@ -126,8 +126,8 @@ def model_arg(args) -> str | None:
     return getattr(args, "model_flag", None) or getattr(args, "model", None)
 
 
-def engine_from_args(args, policy=None):
-    """The Engine of the model flags, with ``policy`` (default: the policy flags')."""
+def engine_from_args(args, policy=None, n_seq: int = 1):
+    """The Engine of the model flags, with ``policy`` (default: the policy flags') and ``n_seq`` sequences."""
     from raas_local.engine import Engine
 
     return Engine(
@@ -139,4 +139,5 @@ def engine_from_args(args, policy=None):
         n_ctx=args.ctx_size,
         n_threads=args.threads,
         verbose=args.verbose,
+        n_seq=n_seq,
     )

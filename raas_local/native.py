@@ -18,7 +18,7 @@ from pathlib import Path
 from raas_local.errors import NativeLibraryError, PolicyError
 
 # must match LLAMA_RAAS_VERSION in native/raas-api.cpp
-API_VERSION = 4
+API_VERSION = 5
 REBUILD = "run `make setup` (or `python native/build.py --install`) in the raas-local checkout"
 
 try:
@@ -152,19 +152,22 @@ _version = _bind("llama_raas_version", [], ctypes.c_int32)
 _default_params = _bind("llama_raas_default_params", [], llama_raas_params)
 _set_policy = _bind("llama_raas_set_policy", [_ctx, ctypes.POINTER(llama_raas_params)], ctypes.c_int32)
 _last_error = _bind("llama_raas_last_error", [], ctypes.c_char_p)
-_pin = _bind("llama_raas_pin", [_ctx, llama_pos, llama_pos], ctypes.c_int32)
+_seq = ctypes.c_int32  # llama_seq_id
+_pin = _bind("llama_raas_pin", [_ctx, _seq, llama_pos, llama_pos], ctypes.c_int32)
 _reset = _bind("llama_raas_reset", [_ctx], None)
-_get_stats = _bind("llama_raas_get_stats", [_ctx, ctypes.POINTER(llama_raas_stats)], ctypes.c_int32)
-_get_pages = _bind("llama_raas_get_pages", [_ctx, ctypes.POINTER(llama_raas_page_info), ctypes.c_int32], ctypes.c_int32)
+_clear_seq = _bind("llama_raas_clear_seq", [_ctx, _seq], ctypes.c_int32)
+_move_seq = _bind("llama_raas_move_seq", [_ctx, _seq, _seq], ctypes.c_int32)
+_get_stats = _bind("llama_raas_get_stats", [_ctx, _seq, ctypes.POINTER(llama_raas_stats)], ctypes.c_int32)
+_get_pages = _bind("llama_raas_get_pages", [_ctx, _seq, ctypes.POINTER(llama_raas_page_info), ctypes.c_int32], ctypes.c_int32)
 _get_scores = _bind(
     "llama_raas_get_scores",
-    [_ctx, ctypes.POINTER(llama_pos), ctypes.POINTER(ctypes.c_float), ctypes.c_int32],
+    [_ctx, _seq, ctypes.POINTER(llama_pos), ctypes.POINTER(ctypes.c_float), ctypes.c_int32],
     ctypes.c_int32,
 )
-_get_evicted = _bind("llama_raas_get_evicted", [_ctx, ctypes.POINTER(llama_pos), ctypes.c_int32], ctypes.c_int32)
+_get_evicted = _bind("llama_raas_get_evicted", [_ctx, _seq, ctypes.POINTER(llama_pos), ctypes.c_int32], ctypes.c_int32)
 _override_scores = _bind(
     "llama_raas_override_scores",
-    [_ctx, ctypes.POINTER(llama_pos), ctypes.POINTER(ctypes.c_float), ctypes.c_int32],
+    [_ctx, _seq, ctypes.POINTER(llama_pos), ctypes.POINTER(ctypes.c_float), ctypes.c_int32],
     ctypes.c_int32,
 )
 _compute_buffer_size = _bind("llama_raas_compute_buffer_size", [_ctx], ctypes.c_size_t)
@@ -201,57 +204,72 @@ def set_policy(ctx, kind: int, budget: int, page_size: int, refresh_ratio: float
         raise PolicyError(last_error())
 
 
-def pin(ctx, p0: int, p1: int) -> None:
-    if _pin(ctx, p0, p1) != 0:
+# Every call below takes the sequence (0 .. n_seq_max - 1); seq 0 is the single-sequence engine's.
+
+def pin(ctx, p0: int, p1: int, seq: int = 0) -> None:
+    if _pin(ctx, seq, p0, p1) != 0:
         raise PolicyError(last_error())
 
 
 def reset(ctx) -> None:
+    """Forget every sequence's pins, pages and counters (after clearing the memory)."""
     _reset(ctx)
 
 
-def get_stats(ctx) -> llama_raas_stats | None:
+def clear_seq(ctx, seq: int) -> None:
+    """Free the cells of one sequence and forget its policy state: its slot is ready for a new prompt."""
+    if _clear_seq(ctx, seq) != 0:
+        raise PolicyError(last_error())
+
+
+def move_seq(ctx, src: int, dst: int) -> None:
+    """Move sequence ``src`` (cells and policy state) into the empty sequence ``dst``."""
+    if _move_seq(ctx, src, dst) != 0:
+        raise PolicyError(last_error())
+
+
+def get_stats(ctx, seq: int = 0) -> llama_raas_stats | None:
     """None when no policy object is attached (dense on a non-KV-cache model)."""
     s = llama_raas_stats()
-    if _get_stats(ctx, ctypes.byref(s)) != 0:
+    if _get_stats(ctx, seq, ctypes.byref(s)) != 0:
         return None
     return s
 
 
-def get_pages(ctx) -> list[PageInfo]:
-    n = _get_pages(ctx, None, 0)
+def get_pages(ctx, seq: int = 0) -> list[PageInfo]:
+    n = _get_pages(ctx, seq, None, 0)
     if n <= 0:
         return []
     buf = (llama_raas_page_info * n)()
-    n = min(n, _get_pages(ctx, buf, n))
+    n = min(n, _get_pages(ctx, seq, buf, n))
     return [PageInfo(b.first_pos, b.last_pos, b.n_cells, b.ts, b.score, bool(b.closed), b.acc) for b in buf[:n]]
 
 
-def get_scores(ctx) -> dict[int, float]:
-    n = _get_scores(ctx, None, None, 0)
+def get_scores(ctx, seq: int = 0) -> dict[int, float]:
+    n = _get_scores(ctx, seq, None, None, 0)
     if n <= 0:
         return {}
     pos = (llama_pos * n)()
     sc = (ctypes.c_float * n)()
-    n = min(n, _get_scores(ctx, pos, sc, n))
+    n = min(n, _get_scores(ctx, seq, pos, sc, n))
     return {pos[i]: sc[i] for i in range(n)}
 
 
-def get_evicted(ctx) -> list[int]:
-    n = _get_evicted(ctx, None, 0)
+def get_evicted(ctx, seq: int = 0) -> list[int]:
+    n = _get_evicted(ctx, seq, None, 0)
     if n <= 0:
         return []
     buf = (llama_pos * n)()
-    n = min(n, _get_evicted(ctx, buf, n))
+    n = min(n, _get_evicted(ctx, seq, buf, n))
     return list(buf[:n])
 
 
-def override_scores(ctx, scores: dict[int, float]) -> None:
-    """Score the next decode step with these instead of the graph's attention (tests, external scorers)."""
+def override_scores(ctx, scores: dict[int, float], seq: int = 0) -> None:
+    """Score the sequence's next decode step with these instead of the graph's attention (tests, external scorers)."""
     n = len(scores)
     pos = (llama_pos * max(n, 1))(*scores.keys())
     sc = (ctypes.c_float * max(n, 1))(*scores.values())
-    if _override_scores(ctx, pos, sc, n) != 0:
+    if _override_scores(ctx, seq, pos, sc, n) != 0:
         raise PolicyError(last_error())
 
 

@@ -79,27 +79,29 @@ def pending(path: Path, pset: ProblemSet) -> list:
 
 
 def solve_run(eng, policy, pset: ProblemSet, path: Path, max_tokens: int, on_step=None):
-    """Solve what `path` lacks with `policy`; returns (records, interrupted)."""
+    """Solve what `path` lacks with `policy`, ``eng.n_seq`` problems at a time (as `solve --parallel`);
+    returns (records, interrupted)."""
     from raas_local.solve.results import ResultWriter
     from raas_local.sampling import Sampling
-    from raas_local.solve.runner import engine_generate_fn, prompting, solve
+    from raas_local.solve.runner import engine_generate_fn, engine_generate_many, one_at_a_time, prompting, solve
 
     if eng.policy != policy:
         eng.set_policy(policy)
     template, think_tags = prompting(eng)
-    generate = engine_generate_fn(eng, Sampling(max_tokens=max_tokens, temperature=0.0))
+    sampling = Sampling(max_tokens=max_tokens, temperature=0.0)
+    many = engine_generate_many(eng, sampling) if eng.n_seq > 1 else one_at_a_time(engine_generate_fn(eng, sampling))
     total = len(pset.problems)
 
-    def counted(prompt: str):
-        res = generate(prompt)
-        counted.done += 1
-        if on_step:
-            on_step(counted.done, total)
-        return res
+    def counted(items):
+        for key, res in many(items):
+            counted.done += 1
+            if on_step:
+                on_step(counted.done, total)
+            yield key, res
 
     with ResultWriter(path) as writer:
         counted.done = len(writer.done_ids & {p.id for p in pset.problems})
-        outcome = solve(pset.problems, writer, counted, prompt_template=template, progress=False,
+        outcome = solve(pset.problems, writer, None, generate_many=counted, prompt_template=template, progress=False,
                         think_tags=think_tags)
     return outcome.records, outcome.interrupted
 
@@ -136,7 +138,7 @@ def run(plan: Plan, store, bars) -> None:
         # a dense (or quest) cache holds the whole conversation; a token never takes less than a byte
         longest = max(len(render_prompt(DEFAULT_PROMPT_TEMPLATE, p.problem).encode()) for p in pset.problems)
         n_ctx = longest + 512 + plan.max_tokens
-        with Engine(model=plan.model, policy=todo[0], n_ctx=n_ctx, **plan.engine_kw) as eng:
+        with Engine(model=plan.model, policy=todo[0], n_ctx=n_ctx, n_seq=plan.solve_parallel, **plan.engine_kw) as eng:
             template, _ = prompting(eng)
             longest = max(len(eng.tokenize(render_prompt(template, p.problem))) for p in pset.problems)
             # every budget against the longest prompt, before the long work starts

@@ -2,9 +2,10 @@
 
 Suites, one file each (settings line, run, table, plot): speed.py (decode
 tok/s vs context length), memory.py (KV cells and bytes vs length),
-fidelity.py (top-1 agreement and KL to dense vs budget), and, when asked for
-with --problems FILE, accuracy.py (problems solved vs budget, scored as
-`raas-local solve` scores). Every suite runs every policy kind (`--policies`
+fidelity.py (top-1 agreement and KL to dense vs budget), and, when asked for,
+accuracy.py (with --problems FILE: problems solved vs budget, scored as
+`raas-local solve` scores) and throughput.py (problems/min and aggregate tok/s
+at N sequences decoded together, as `raas-local solve --parallel N`). Every suite runs every policy kind (`--policies`
 defaults to all registered kinds), side by side in one run. Records already
 in OUT/results.json are kept and not measured again (resume a long run by
 repeating the command; --force remeasures what the command asks for). The
@@ -42,9 +43,13 @@ def add_parser(sub) -> None:
     p.add_argument("--problems", default=None, metavar="FILE",
                    help="accuracy: problems JSONL as `raas-local solve` reads it (the bundled sample: "
                         "raas_local/solve/data/sample.jsonl)")
-    p.add_argument("--limit", type=positive_int, default=None, help="accuracy: the first N problems only")
+    p.add_argument("--limit", type=positive_int, default=None, help="accuracy, throughput: the first N problems only")
+    p.add_argument("--parallel", default=None,
+                   help=f"throughput: sequences decoded together (default {DEFAULTS['parallel']}; problems: "
+                        "--problems FILE, else the packaged sample set); accuracy: problems decoded together, "
+                        "the largest of the list (default 1), as `raas-local solve --parallel`")
     p.add_argument("-n", "--max-tokens", type=positive_int, default=None,
-                   help=f"accuracy: tokens generated per problem at most (default {DEFAULTS['max_tokens']})")
+                   help=f"accuracy, throughput: tokens generated per problem at most (default {DEFAULTS['max_tokens']})")
     p.add_argument("--quick", action="store_true",
                    help=f"smaller defaults: lengths {QUICK['lengths']}, {QUICK['reps']} repetitions, "
                         f"chain {QUICK['chain']}, budgets {QUICK['budgets']}, max tokens {QUICK['max_tokens']} "

@@ -1,6 +1,6 @@
 """What one `raas-local bench` command asks for, resolved from its flags, and what the suites share.
 
-Each suite (speed.py, memory.py, fidelity.py, accuracy.py) has the same
+Each suite (speed.py, memory.py, fidelity.py, accuracy.py, throughput.py) has the same
 four names: ``run(plan, store, bars)`` measures the records the store lacks,
 ``selected(plan, store)`` the records the command asked for, ``settings(plan)``
 the line that says how they were measured, and ``outputs(plan, records)``
@@ -18,10 +18,10 @@ from raas_local import flags
 from raas_local.errors import InputError, PolicyError
 from raas_local.policies import PAGE_SIZE
 
-SUITES = ("speed", "memory", "fidelity", "accuracy")
+SUITES = ("speed", "memory", "fidelity", "accuracy", "throughput")
 DEFAULT_SUITES = ("speed", "memory", "fidelity")  # accuracy needs a problem file
 DEFAULTS = dict(lengths="256,512,2048,8192,16384", reps=3, chain=2048, budgets="64,128,256,512,1024", max_tokens=1024,
-                budget=512)
+                budget=512, parallel="1,2,4,8")
 QUICK = dict(lengths="256,512,2048", reps=2, chain=512, budgets="64,128,256", max_tokens=256)
 
 
@@ -51,7 +51,10 @@ class Plan:
     prompt: str
     out: Path
     max_tokens: int = 1024
-    problems: object = None         # accuracy: bench.accuracy.ProblemSet
+    problems: object = None         # accuracy, throughput: bench.accuracy.ProblemSet
+    limit: int | None = None        # accuracy, throughput: the first problems only
+    parallel: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # throughput: sequences decoded together
+    solve_parallel: int = 1         # accuracy: problems decoded together (the largest --parallel given)
     engine_kw: dict = field(default_factory=dict)
 
     def policy(self, kind: str, budget: int | None = None):
@@ -96,6 +99,8 @@ def make_plan(args) -> Plan:
         chain=args.chain if args.chain is not None else base["chain"], prompt=args.prompt or PROMPT, out=Path(args.out),
         max_tokens=args.max_tokens if args.max_tokens is not None else base["max_tokens"],
         engine_kw=dict(n_gpu_layers=args.n_gpu_layers, flash_attn=args.flash_attn, n_threads=args.threads),
+        limit=args.limit, parallel=_ints(args.parallel or base["parallel"], "--parallel"),
+        solve_parallel=max(_ints(args.parallel, "--parallel")) if args.parallel else 1,
     )
     if args.problems:
         from raas_local.bench.accuracy import ProblemSet

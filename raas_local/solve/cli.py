@@ -4,7 +4,7 @@
 
     raas-local solve [PROBLEMS.jsonl | --sample] [-o OUT] [-m MODEL]
                      [--policy P] [--budget L] [-n MAX_TOKENS] [--temp T] [-s SEED]
-                     [--limit N] [--policies raas,dense --budgets 256,512,1024]
+                     [--limit N] [--policies raas,dense --budgets 256,512,1024] [--parallel N]
 
 PROBLEMS is the only positional argument; the model comes with ``-m``
 (registry name, ``.gguf`` path or ``org/repo[:quant]``; default: the embedded
@@ -31,6 +31,14 @@ Decisions of the command:
 * A rerun with nothing left to do does not load the model.
 * Ctrl-C: finished problems are already on disk (each line fsynced); one
   line says how many are done and to rerun the same command; exit 130.
+* ``--parallel N`` decodes N problems at once in one context (continuous
+  batching, raas_local/batch.py): each problem has its own sequence, KV
+  cells, budget and sampler seeded with ``--seed``, and its record is written
+  when it finishes, so records come in finishing order. Default: 1 on the CPU,
+  where the gain is smaller (`bench --suite throughput` measures it) and N
+  sequences hold N budgets of cells; 8 when layers are offloaded (-ngl > 0):
+  one sequence leaves a GPU bound by reading the weights, 8 share each read,
+  and 8 budgets of cells stay small next to the weights.
 """
 
 from __future__ import annotations
@@ -95,6 +103,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--check-timeout", type=positive_float, default=5.0, metavar="S",
                    help="seconds allowed for one symbolic answer check (default 5)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--parallel", type=positive_int, default=None, metavar="N",
+                   help="problems decoded together, each in its own sequence with its own budget "
+                        "(default: 1 on the CPU, 8 with -ngl > 0)")
     # run's model, policy and sampling flags, minus its positional MODEL (PROBLEMS is the positional here)
     flags.add_model_flags(p, positional_model=False)
     flags.add_policy_flags(p, budget_help="KV cells per sequence, prompt included (default: the model's "
@@ -124,7 +135,8 @@ def _problems_path(args) -> Path:
 def cmd_solve(args) -> int:
     from raas_local.models import resolve_model
     from raas_local.solve.problems import load_problems
-    from raas_local.solve.runner import DEFAULT_PROMPT_TEMPLATE, engine_generate_fn, prompting, solve
+    from raas_local.solve.runner import (DEFAULT_PROMPT_TEMPLATE, engine_generate_fn, engine_generate_many,
+                                         prompting, solve)
     from raas_local.thinking import DEFAULT_THINK_TAGS
 
     problems_path = _problems_path(args)
@@ -136,6 +148,8 @@ def cmd_solve(args) -> int:
     if not problems:
         raise InputError(f"no valid problems in {problems_path}")
     if args.ray is not None or args.workers is not None:  # issue 15: the Ray driver (solve/ray_driver.py)
+        if args.parallel is not None:
+            raise InputError("--parallel does not apply with --ray (each worker solves one problem at a time)")
         from raas_local.solve.ray_driver import solve_on_ray
 
         return solve_on_ray(args, problems, problems_path)
@@ -143,6 +157,7 @@ def cmd_solve(args) -> int:
     model_path, spec = resolve_model(flags.model_arg(args))
     plan = plan_solve(args, problems, problems_path, model_label(spec, model_path), spec)
     runs, sweep, sampling = plan.runs, plan.sweep, plan.sampling
+    parallel = args.parallel or (8 if args.n_gpu_layers > 0 else 1)
 
     eng = None
     template, think_tags = DEFAULT_PROMPT_TEMPLATE, DEFAULT_THINK_TAGS
@@ -151,7 +166,7 @@ def cmd_solve(args) -> int:
     current: Run | None = None
     try:
         if plan.todo:
-            eng = flags.engine_from_args(args, plan.first_pending().policy)
+            eng = flags.engine_from_args(args, plan.first_pending().policy, n_seq=parallel)
             template, think_tags = prompting(eng)
             preflight(eng, runs, plan.pending, template)
         for i, run in enumerate(runs, start=1):
@@ -161,6 +176,7 @@ def cmd_solve(args) -> int:
             with plan.writer(run) as writer:
                 outcome = solve(
                     problems, writer, engine_generate_fn(eng, sampling) if eng is not None else _no_generation,
+                    generate_many=engine_generate_many(eng, sampling) if eng is not None and parallel > 1 else None,
                     prompt_template=template, progress=progress, timeout=args.check_timeout,
                     think_tags=think_tags, description=run.tag if sweep else "solve",
                 )

@@ -1,30 +1,35 @@
 """The batch loop: prompt, generate, extract, score, record, repeat.
 
 The model is reached only through ``generate_fn(prompt) -> GenerationResult``,
-which the caller supplies (the CLI wires it to ``Engine.generate``), so this
-loop knows nothing about llama.cpp.
+which the caller supplies (the CLI wires it to ``Engine.generate``), or
+through ``generate_many(items) -> (key, GenerationResult) as each finishes``
+(``solve --parallel N``: raas_local/batch.py's continuous batching), so this
+loop knows nothing about llama.cpp. A generate_fn is the generate_many that
+runs one prompt at a time (``one_at_a_time``): the loop is the same.
 
 Decisions:
 
 * Problems whose id is in ``writer.done_ids`` are skipped (resume).
 * Each record is written the moment its problem is scored; nothing is kept
   for later.
-* Ctrl-C (KeyboardInterrupt) during a problem abandons that problem (it is
-  not recorded, so a rerun does it again) and :func:`solve` returns with
-  ``interrupted=True``; the CLI then exits 130 with a one-line message.
+* Records are written in finishing order (problem order one at a time).
+* Ctrl-C (KeyboardInterrupt) during a problem abandons that problem (and the
+  others in flight: none is recorded, so a rerun does them again) and
+  :func:`solve` returns with ``interrupted=True``; the CLI then exits 130 with a one-line message.
   Any other exception from ``generate_fn`` propagates: it is the engine's
   error to report, and every finished problem is already on disk.
 * The prompt template is filled with ``str.replace("{problem}", ...)``, not
   ``str.format``, so templates may contain literal braces (``\\boxed{}``).
 * The progress bar goes to stderr and shows live accuracy over every scored
-  problem of this set, resumed ones included ("acc 3/5 60%").
+  problem of this set, resumed ones included ("acc 3/5 60%"), and the
+  aggregate decode rate of this run's finished problems ("42.0 tok/s").
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from raas_local.solve.answer import extract_answer
 from raas_local.solve.equivalence import check_equivalence
@@ -39,6 +44,8 @@ __all__ = [
     "render_prompt",
     "score",
     "engine_generate_fn",
+    "engine_generate_many",
+    "one_at_a_time",
     "prompting",
     "progress_bar",
     "solve_one",
@@ -121,29 +128,63 @@ def prompting(eng) -> tuple[str, tuple[str, str]]:
     return template, eng.think_tags or DEFAULT_THINK_TAGS
 
 
+def result_of(done) -> GenerationResult:
+    """The GenerationResult of an engine Completion."""
+    extra: dict[str, Any] = {"finish_reason": done.finish_reason}
+    stats = done.stats
+    if stats is None:
+        return GenerationResult(text=done.text, extra=extra)
+    extra.update(prompt_tokens=stats.prompt_tokens, prefill_s=round(stats.prefill_s, 4),
+                 decode_s=round(stats.decode_s, 4))
+    return GenerationResult(
+        text=done.text,
+        generated_tokens=stats.generated_tokens,
+        peak_kv_cells=stats.peak_kv_cells,
+        evictions=stats.evictions,
+        seconds=stats.prefill_s + stats.decode_s,
+        extra=extra,
+    )
+
+
 def engine_generate_fn(eng, sampling) -> Callable[[str], GenerationResult]:
     """A generate_fn for :func:`solve` on an Engine with a Sampling: each prompt is a fresh conversation."""
     from raas_local.engine import collect
 
     def generate(prompt: str) -> GenerationResult:
         eng.reset()  # a problem's answer must not depend on the problems before it
-        done = collect(eng.generate(prompt, sampling))
-        extra: dict[str, Any] = {"finish_reason": done.finish_reason}
-        stats = done.stats
-        if stats is None:
-            return GenerationResult(text=done.text, extra=extra)
-        extra.update(prompt_tokens=stats.prompt_tokens, prefill_s=round(stats.prefill_s, 4),
-                     decode_s=round(stats.decode_s, 4))
-        return GenerationResult(
-            text=done.text,
-            generated_tokens=stats.generated_tokens,
-            peak_kv_cells=stats.peak_kv_cells,
-            evictions=stats.evictions,
-            seconds=stats.prefill_s + stats.decode_s,
-            extra=extra,
-        )
+        return result_of(collect(eng.generate(prompt, sampling)))
 
     return generate
+
+
+GenerateMany = Callable[[Iterable[tuple[Any, str]]], Iterator[tuple[Any, GenerationResult]]]
+
+
+def engine_generate_many(eng, sampling) -> GenerateMany:
+    """A generate_many for :func:`solve`: ``eng.n_seq`` prompts at a time, each a fresh conversation
+    in its own sequence with its own sampler seeded as one at a time (raas_local/batch.py)."""
+    from raas_local.batch import generate_batch
+
+    def many(items):
+        for key, done in generate_batch(eng, ((k, prompt, sampling) for k, prompt in items)):
+            yield key, result_of(done)
+
+    return many
+
+
+def one_at_a_time(generate_fn: Callable[[str], GenerationResult]) -> GenerateMany:
+    """The generate_many of a generate_fn: each prompt in turn, timed by the wall clock if the
+    generate_fn did not time it."""
+
+    def many(items):
+        for key, prompt in items:
+            t0 = time.perf_counter()
+            gen = generate_fn(prompt)
+            if not gen.seconds:
+                gen = replace(gen, seconds=time.perf_counter() - t0)
+            yield key, gen
+
+    return many
 
 
 def progress_bar(console: Any = None):
@@ -160,6 +201,13 @@ def progress_bar(console: Any = None):
     )
     from rich.text import Text
 
+    class RateColumn(ProgressColumn):
+        """Aggregate decode rate of this run's finished problems: ``42.0 tok/s``."""
+
+        def render(self, task) -> Text:
+            tokens, elapsed = task.fields.get("tokens", 0), task.elapsed or 0.0
+            return Text(f"{tokens / elapsed:.1f} tok/s" if tokens and elapsed > 0 else "-- tok/s", style="cyan")
+
     class AccuracyColumn(ProgressColumn):
         """Live accuracy over the scored problems: ``acc 3/5 60%``."""
 
@@ -173,6 +221,7 @@ def progress_bar(console: Any = None):
         BarColumn(),
         MofNCompleteColumn(),
         AccuracyColumn(),
+        RateColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console or Console(stderr=True),
@@ -189,18 +238,16 @@ def solve_one(
     think_tags: tuple[str, str] = DEFAULT_THINK_TAGS,
 ) -> dict[str, Any]:
     """One problem: prompt, generate, score; its record (not written)."""
-    t0 = time.perf_counter()
-    gen = generate_fn(render_prompt(prompt_template, problem.problem))
-    if not gen.seconds:  # the caller did not time it: use wall time
-        gen = replace(gen, seconds=time.perf_counter() - t0)
+    ((_, gen),) = one_at_a_time(generate_fn)([(problem.id, render_prompt(prompt_template, problem.problem))])
     return score(problem, gen, timeout=timeout, think_tags=think_tags)
 
 
 def solve(
     problems: Sequence[Problem],
     writer: ResultWriter,
-    generate_fn: Callable[[str], GenerationResult],
+    generate_fn: Callable[[str], GenerationResult] | None,
     *,
+    generate_many: GenerateMany | None = None,
     prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
     progress: bool = True,
     timeout: float = 5.0,
@@ -208,7 +255,8 @@ def solve(
     description: str = "solve",
     console: Any = None,
 ) -> SolveOutcome:
-    """Solve ``problems`` not yet in ``writer``, recording each as it finishes."""
+    """Solve ``problems`` not yet in ``writer``, recording each as it finishes; ``generate_many``
+    (several at once) replaces ``generate_fn`` when given."""
     done = {str(r["id"]): r for r in writer.records}
     outcome = SolveOutcome()
     by_id: dict[str, dict] = {}
@@ -222,28 +270,31 @@ def solve(
         bar.start()
         task = bar.add_task(description, total=len(problems), completed=scored,
                             correct=right, scored=scored)
+    for p in problems:
+        if p.id in done:
+            by_id[p.id] = done[p.id]
+    todo = {p.id: p for p in problems if p.id not in done}
+    many = generate_many or one_at_a_time(generate_fn)
+    results = many((pid, render_prompt(prompt_template, p.problem)) for pid, p in todo.items())
+    tokens = 0
     try:
-        for p in problems:
-            if p.id in done:
-                by_id[p.id] = done[p.id]
-                continue
-            try:
-                record = solve_one(p, generate_fn, prompt_template=prompt_template, timeout=timeout,
-                                   think_tags=think_tags)
-                writer.write(record)
-            except KeyboardInterrupt:
-                # This problem is simply not recorded.  (Should Ctrl-C land
-                # inside write(), the line is either complete once the file is
-                # closed or torn and cut off when it is reopened.)
-                outcome.interrupted = True
-                break
-            done[p.id] = by_id[p.id] = record
+        for pid, gen in results:
+            record = score(todo[pid], gen, timeout=timeout, think_tags=think_tags)
+            writer.write(record)
+            done[pid] = by_id[pid] = record
             outcome.new += 1
             scored += 1
             right += record["correct"] is True
+            tokens += gen.generated_tokens
             if bar is not None:
-                bar.update(task, advance=1, correct=right, scored=scored)
+                bar.update(task, advance=1, correct=right, scored=scored, tokens=tokens)
+    except KeyboardInterrupt:
+        # The problems in flight are simply not recorded.  (Should Ctrl-C land
+        # inside write(), the line is either complete once the file is
+        # closed or torn and cut off when it is reopened.)
+        outcome.interrupted = True
     finally:
+        results.close()  # the engine frees its sequences
         if bar is not None:
             bar.stop()
     outcome.records = [by_id[p.id] for p in problems if p.id in by_id]

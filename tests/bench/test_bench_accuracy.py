@@ -74,6 +74,20 @@ def test_answers_equal_those_of_raas_local_solve(run_once, problems, tmp_path):
             assert mine[pid][f] == theirs[pid][f], (pid, f)
 
 
+def test_parallel_answers_equal_one_at_a_time(run_once, problems, tmp_path):
+    """--parallel 3: the three problems decode together, each record as one at a time (greedy)."""
+    out, _ = run_once
+    r = cli("bench", *ARGS, "--parallel", "3", "--problems", str(problems), "-o", str(tmp_path / "par"))
+    assert r.returncode == 0, r.stderr
+    for name in ("embedded.raas-96.max24.results.jsonl", "embedded.dense.max24.results.jsonl"):
+        one = _jsonl(next((out / "accuracy").rglob(name)))
+        par = _jsonl(next((tmp_path / "par" / "accuracy").rglob(name)))
+        assert set(one) == set(par) == {"p1", "p2", "p3"}
+        for pid in one:
+            for f in ("pred_text", "extracted", "correct", "generated_tokens", "peak_kv_cells", "evictions"):
+                assert one[pid][f] == par[pid][f], (name, pid, f)
+
+
 def test_a_rerun_resumes_without_generating(run_once, problems, tmp_path):
     # on a copy: the other tests read the first run's folder, in any order
     out = tmp_path / "out"

@@ -157,6 +157,41 @@ def test_progress_bar_shows_live_accuracy(tmp_path):
     assert "acc 3/5 60%" in buf.getvalue()
 
 
+def test_generate_many_writes_in_finishing_order_and_reports_in_problem_order(tmp_path):
+    """solve --parallel's shape: several prompts in flight, finishing out of order; a Ctrl-C loses only
+    those in flight, and the rerun does each of them once."""
+    model = LookupModel()
+
+    def many(items, stop_after=None):
+        pending = list(items)
+        assert [k for k, _ in pending] == ["p1", "p2", "p3", "p4", "p5"]  # each asked for once
+        for n, (key, prompt) in enumerate(reversed(pending)):  # the last one finishes first
+            if n == stop_after:
+                raise KeyboardInterrupt
+            yield key, model(prompt)
+
+    out = tmp_path / "out.jsonl"
+    with ResultWriter(out) as w:
+        outcome = solve(PROBLEMS, w, None, generate_many=lambda items: many(items, stop_after=2), progress=False)
+    assert outcome.interrupted and outcome.new == 2
+    assert [r["id"] for r in read_records(out)] == ["p5", "p4"]
+    assert [r["id"] for r in outcome.records] == ["p4", "p5"]  # problem order
+
+    def rest(items):
+        items = list(items)
+        assert [k for k, _ in items] == ["p1", "p2", "p3"]
+        return ((k, model(prompt)) for k, prompt in reversed(items))
+
+    buf = io.StringIO()
+    with ResultWriter(out) as w:
+        outcome = solve(PROBLEMS, w, None, generate_many=rest, progress=True,
+                        console=Console(file=buf, force_terminal=False, width=160))
+    assert outcome.new == 3 and outcome.skipped == 2
+    assert [r["id"] for r in read_records(out)] == ["p5", "p4", "p3", "p2", "p1"]
+    assert [r["id"] for r in outcome.records] == ["p1", "p2", "p3", "p4", "p5"]
+    assert "tok/s" in buf.getvalue()
+
+
 def test_sweep_table():
     from raas_local.solve.output import sweep_table
 
