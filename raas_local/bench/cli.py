@@ -5,7 +5,8 @@ tok/s vs context length), memory.py (KV cells and bytes vs length),
 fidelity.py (top-1 agreement and KL to dense vs budget), and, when asked for
 with --problems FILE, accuracy.py (problems solved vs budget, scored as
 `raas-local solve` scores). Every suite runs every policy kind (`--policies`
-defaults to all registered kinds), side by side in one run. Records already
+defaults to all registered kinds; `raas:refresh_ratio=0.25` is a variant with
+settings of its own, bench/variants.py), side by side in one run. Records already
 in OUT/results.json are kept and not measured again (resume a long run by
 repeating the command; --force remeasures what the command asks for). The
 tables and plots show exactly what the command asked for; report.md joins
@@ -19,6 +20,7 @@ import shlex
 import sys
 import time
 
+from raas_local import flags
 from raas_local.argtypes import nonneg_int, positive_int
 from raas_local.bench.plan import DEFAULT_SUITES, DEFAULTS, QUICK, SUITES
 from raas_local.errors import InputError
@@ -29,16 +31,23 @@ def add_parser(sub) -> None:
     p.add_argument("--suite", default=",".join(DEFAULT_SUITES),
                    help=f"comma-separated suites of {','.join(SUITES)} (default {','.join(DEFAULT_SUITES)})")
     p.add_argument("-m", "--model", default=None, help="model (default: the embedded SmolLM2-135M)")
-    p.add_argument("--policies", default=None, help="comma-separated policy kinds (default: every kind)")
-    p.add_argument("--budget", type=positive_int, default=None,
-                   help=f"speed, memory: budget of the kinds that take one (default {DEFAULTS['budget']})")
-    p.add_argument("--page-size", type=positive_int, default=None, help="page size of the paged kinds (default 16)")
+    p.add_argument("--policies", default=None, metavar="KIND[:SETTING=VALUE;...],...",
+                   help="comma-separated policy kinds, each optionally with settings of its own after a colon, "
+                        "joined by ';' (quote it), e.g. 'raas,raas:page_score=mean,raas:refresh_ratio=0.25' "
+                        "(default: every kind)")
+    # --budget, --page-size and every policy setting, as the other commands have them; a flag reaches the
+    # selected kinds that have that setting, a variant's own settings win over it
+    flags.add_policy_flags(p, kind=False,
+                           budget_help=f"speed, memory: budget of the kinds that take one (default {DEFAULTS['budget']})")
     p.add_argument("--lengths", default=None, help=f"speed, memory: context lengths (default {DEFAULTS['lengths']})")
     p.add_argument("--window", type=positive_int, default=32, help="speed: decode steps timed per repetition (default 32)")
     p.add_argument("--reps", type=positive_int, default=None, help=f"speed: timed repetitions, median reported (default {DEFAULTS['reps']})")
     p.add_argument("--budgets", default=None, help=f"fidelity, accuracy: budgets (default {DEFAULTS['budgets']})")
     p.add_argument("--chain", type=positive_int, default=None, help=f"fidelity: dense greedy chain length (default {DEFAULTS['chain']})")
     p.add_argument("--prompt", default=None, help="fidelity: raw prompt text (default: a short math question)")
+    p.add_argument("--prompts", default=None, metavar="FILE",
+                   help="fidelity: JSONL of {\"id\", \"prompt\"[, \"held_out\": true]}, a chain from each, reported per "
+                        "prompt and as means (the bundled set: raas_local/bench/data/fidelity_prompts.jsonl)")
     p.add_argument("--problems", default=None, metavar="FILE",
                    help="accuracy: problems JSONL as `raas-local solve` reads it (the bundled sample: "
                         "raas_local/solve/data/sample.jsonl)")
