@@ -2,7 +2,8 @@
 
 Suites, one file each (settings line, run, table, plot): speed.py (decode
 tok/s vs context length), memory.py (KV cells and bytes vs length),
-fidelity.py (top-1 agreement and KL to dense vs budget), and, when asked for
+fidelity.py (top-1 agreement and KL to dense vs budget), milestone.py (recall
+of values copied from earlier in synthetic chains, by distance), and, when asked for
 with --problems FILE, accuracy.py (problems solved vs budget, scored as
 `raas-local solve` scores). Every suite runs every policy kind (`--policies`
 defaults to all registered kinds; `raas:refresh_ratio=0.25` is a variant with
@@ -43,7 +44,11 @@ def add_parser(sub) -> None:
     p.add_argument("--window", type=positive_int, default=32, help="speed: decode steps timed per repetition (default 32)")
     p.add_argument("--reps", type=positive_int, default=None, help=f"speed: timed repetitions, median reported (default {DEFAULTS['reps']})")
     p.add_argument("--budgets", default=None, help=f"fidelity, accuracy: budgets (default {DEFAULTS['budgets']})")
-    p.add_argument("--chain", type=positive_int, default=None, help=f"fidelity: dense greedy chain length (default {DEFAULTS['chain']})")
+    p.add_argument("--chain", type=positive_int, default=None,
+                   help=f"fidelity: dense greedy chain length (default {DEFAULTS['chain']}); milestone: tokens per "
+                        f"chain (default {DEFAULTS['milestone_chain']})")
+    p.add_argument("--seeds", type=positive_int, default=None,
+                   help=f"milestone: seeded synthetic chains (default {DEFAULTS['seeds']})")
     p.add_argument("--prompt", default=None, help="fidelity: raw prompt text (default: a short math question)")
     p.add_argument("--prompts", default=None, metavar="FILE",
                    help="fidelity: JSONL of {\"id\", \"prompt\"[, \"held_out\": true]}, a chain from each, reported per "
@@ -56,7 +61,8 @@ def add_parser(sub) -> None:
                    help=f"accuracy: tokens generated per problem at most (default {DEFAULTS['max_tokens']})")
     p.add_argument("--quick", action="store_true",
                    help=f"smaller defaults: lengths {QUICK['lengths']}, {QUICK['reps']} repetitions, "
-                        f"chain {QUICK['chain']}, budgets {QUICK['budgets']}, max tokens {QUICK['max_tokens']} "
+                        f"chain {QUICK['chain']} (milestone {QUICK['milestone_chain']}, {QUICK['seeds']} seeds), "
+                        f"budgets {QUICK['budgets']}, max tokens {QUICK['max_tokens']} "
                         "(explicit flags still win)")
     p.add_argument("-ngl", "--n-gpu-layers", type=nonneg_int, default=0)
     p.add_argument("-fa", "--flash-attn", action="store_true")

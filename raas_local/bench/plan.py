@@ -19,11 +19,12 @@ from raas_local.bench.variants import policy_name
 from raas_local.errors import InputError, PolicyError
 from raas_local.policies import PAGE_SIZE
 
-SUITES = ("speed", "memory", "fidelity", "accuracy")
+SUITES = ("speed", "memory", "fidelity", "milestone", "accuracy")
 DEFAULT_SUITES = ("speed", "memory", "fidelity")  # accuracy needs a problem file
 DEFAULTS = dict(lengths="256,512,2048,8192,16384", reps=3, chain=2048, budgets="64,128,256,512,1024", max_tokens=1024,
-                budget=512)
-QUICK = dict(lengths="256,512,2048", reps=2, chain=512, budgets="64,128,256", max_tokens=256)
+                budget=512, milestone_chain=1024, seeds=3)
+QUICK = dict(lengths="256,512,2048", reps=2, chain=512, budgets="64,128,256", max_tokens=256, milestone_chain=512,
+             seeds=2)
 
 
 def _ints(text: str, flag: str) -> list[int]:
@@ -54,6 +55,8 @@ class Plan:
     max_tokens: int = 1024
     problems: object = None         # accuracy: bench.accuracy.ProblemSet
     prompts: list = field(default_factory=list)  # fidelity: bench.prompts.Prompt, one or a file's
+    milestone_chain: int = 1024     # milestone: body tokens per chain
+    seeds: int = 3                  # milestone: seeded chains
     engine_kw: dict = field(default_factory=dict)
     given: dict = field(default_factory=dict)    # policy settings given as flags (--refresh-ratio, ...)
 
@@ -122,6 +125,8 @@ def make_plan(args) -> Plan:
         out=Path(args.out), max_tokens=args.max_tokens if args.max_tokens is not None else base["max_tokens"],
         engine_kw=dict(n_gpu_layers=args.n_gpu_layers, flash_attn=args.flash_attn, n_threads=args.threads),
         given={k: v for k, v in given.items() if k not in variants.SWEPT},
+        milestone_chain=args.chain if args.chain is not None else base["milestone_chain"],
+        seeds=args.seeds if getattr(args, "seeds", None) is not None else base["seeds"],
     )
     if getattr(args, "prompts", None):
         if args.prompt:

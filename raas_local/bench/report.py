@@ -28,7 +28,8 @@ def over_budget_check(records: list[dict]) -> str:
             else f"MISSED: kv_cells > budget in {len(over)} records")
 
 
-SUITE_TITLES = {"speed": "Speed", "memory": "Memory", "fidelity": "Fidelity", "accuracy": "Accuracy"}
+SUITE_TITLES = {"speed": "Speed", "memory": "Memory", "fidelity": "Fidelity", "milestone": "Milestone recall",
+                "accuracy": "Accuracy"}
 
 
 def suite_markdown(suite: str, table: str, settings: str, notes: list[str], image: str | None) -> str:
