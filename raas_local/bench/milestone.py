@@ -49,7 +49,7 @@ from raas_local.bench.variants import policy_name, series
 from raas_local.engine import Engine
 from raas_local.policies import Policy, make
 
-GENERATOR = 1  # bump when the chain generator's logic changes
+GENERATOR = 2  # bump when the chain generator's logic changes
 PROMPT = "Notes. Each named number is set once with Let and used again later.\n"
 NAMES = tuple("""apple river stone cloud tiger piano lemon candle forest rocket garden silver basket violet marble
 anchor dragon copper harbor meadow pepper falcon winter button orange island castle jacket mirror pencil rabbit
@@ -122,7 +122,7 @@ def make_chain(tokenize, seed: int, n: int) -> Chain:
     rng = random.Random(f"milestone-{GENERATOR}-{seed}-{n}")
     n_once, n_lemma = max(1, round(n / 51)), max(1, round(n / 170))
     names = rng.sample(NAMES, min(len(NAMES), n_once + n_lemma))
-    values = [str(rng.randint(100, 999)) for _ in names]
+    values = [str(v) for v in rng.sample(range(100, 1000), len(names))]  # no two names share a value
     events = []  # (target position, tie-break, kind, value index)
     for i in range(len(names)):
         if i < n_once:
@@ -281,6 +281,10 @@ def run(plan: Plan, store, bars) -> None:
                            f"{rec['kv_cells']} KV cells")
 
 
+def _n(k: int, what: str) -> str:
+    return f"{k} {what}{'' if k == 1 else 's'}"
+
+
 def _ratio(a: int, b: int) -> str:
     return f"{a / b:.3f}" if b else "-"
 
@@ -291,7 +295,7 @@ def selected(plan: Plan, store) -> list[dict]:
 
 
 def settings(plan: Plan) -> str:
-    return (f"{common_settings(plan)}; {plan.seeds} seeded synthetic chains of {plan.milestone_chain} tokens (generator "
+    return (f"{common_settings(plan)}; {_n(plan.seeds, 'seeded synthetic chain')} of {plan.milestone_chain} tokens (generator "
             f"{generator_digest()}), teacher-forced through each policy at budgets {', '.join(map(str, plan.budgets))}; "
             "recall: the share of the uses dense copies right that the policy copies right too, by distance "
             "to the value's previous mention (tokens)")
@@ -349,7 +353,7 @@ def notes(merged: list[dict]) -> list[str]:
     dense = next((g for g in merged if g["policy"] == "dense"), None)
     if dense is None:
         return []
-    return [f"dense copies {dense['dense_correct']} of {dense['uses']} uses right over {dense['chains']} chains; "
+    return [f"dense copies {dense['dense_correct']} of {dense['uses']} uses right over {_n(dense['chains'], 'chain')}; "
             "recall counts only those"]
 
 

@@ -36,6 +36,8 @@ def test_chains_are_seeded_and_every_use_copies_its_value_at_the_stated_distance
     text = b"".join(tok.piece(t) for t in a.body).decode()
     names_set = re.findall(r"Let (\w+) =", text)
     assert len(names_set) == len(set(names_set))  # one name per value
+    values_set = re.findall(r"Let \w+ = (\d+)\.", text)
+    assert len(values_set) == len(set(values_set))  # and one value per name
     for u in a.uses:
         head = tok.tokenize(f" {u.name} =") + tok.tokenize(" ")
         digits = tok.tokenize(u.value)
@@ -88,7 +90,7 @@ def test_records_per_seed_and_identity_with_room_for_the_chain(run_once):
         | {(p, b, f"seed{s}") for p in ("raas", "streaming") for b in (48, 192) for s in (0, 1)})
     for s in ("seed0", "seed1"):
         dense = next(r for r in recs if r["policy"] == "dense" and r["prompt"] == s)
-        assert dense["uses"] >= 5 and dense["recalled"] == dense["dense_correct"] > 0
+        assert dense["uses"] >= 3 and dense["recalled"] == dense["dense_correct"] > 0
         for r in (x for x in recs if x["prompt"] == s and x["policy"] != "dense"):
             assert r["uses"] == dense["uses"] and len(r["argmax"]) == 3 * r["uses"]
             if r["budget"] == 192:  # prompt + chain fit: nothing evicted, dense's argmax exactly
