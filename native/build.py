@@ -36,6 +36,7 @@ import subprocess
 import sys
 import sysconfig
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,6 +145,18 @@ def cpu_signature() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def snapshot(files: list[Path], dest: Path) -> list[Path]:
+    """Copies of ``files`` in ``dest``: the key is computed from them and the tree is built from
+    them, so an edit made while this set-up waits for another's build never reaches a wheel
+    named after the sources read before it."""
+    dest.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for f in files:
+        shutil.copy2(f, dest / f.name)
+        copies.append(dest / f.name)
+    return copies
 
 
 def source_key(sdist_sha: str, patches: list[Path], sources: list[Path]) -> str:
@@ -578,8 +591,17 @@ def build(args: argparse.Namespace) -> Path:
         print(sdist)
         return sdist
 
-    patches = patch_files(Path(args.patches))
-    sources = native_sources(Path(args.native))
+    cache.mkdir(parents=True, exist_ok=True)
+    inputs = Path(tempfile.mkdtemp(prefix="inputs-", dir=cache))
+    try:
+        return _build(args, cache, sdist, sdist_sha, snapshot(patch_files(Path(args.patches)), inputs / "patches"),
+                      snapshot(native_sources(Path(args.native)), inputs / "native"))
+    finally:
+        shutil.rmtree(inputs, ignore_errors=True)
+
+
+def _build(args: argparse.Namespace, cache: Path, sdist: Path, sdist_sha: str, patches: list[Path],
+           sources: list[Path]) -> Path:
     args.cuda, arch = chosen_backend(args)  # resolved: later steps read args.cuda
     cuda = cuda_build(arch) if args.cuda else None
     cmake_args = cmake_args_for(cuda)

@@ -131,6 +131,36 @@ def test_cache_miss_then_hit_then_miss_after_a_patch_changes(setup):
     assert "cache miss" in native_changed.stderr
 
 
+def test_an_edit_while_waiting_for_the_build_lock_is_not_built_under_the_old_key(setup, b):
+    """The key and the tree come from the same bytes. A set-up that waited for another's build
+    used to copy native/ after the wait: an edit made meanwhile was compiled into a wheel named
+    after the sources it had read before (and the import check then took that wheel as current)."""
+    import fcntl
+    import time
+
+    tmp, sdist, sha, patches, native = setup
+    cmd = [sys.executable, str(BUILD), "--sdist", str(sdist), "--sdist-sha256", sha, "--patches", str(patches),
+           "--native", str(native), "--cache-dir", str(tmp / "cache"), "--no-build-isolation", "--cpu"]
+    (tmp / "cache" / "build").mkdir(parents=True)
+    with open(tmp / "cache" / "build" / "cpu.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another set-up is building
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for line in proc.stderr:
+            if "waiting for it" in line:
+                break
+        (native / "raas-x.cpp").write_text("int raas_x() { return 2; }\n")  # edited during the wait
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    wheel = Path(out.strip().splitlines()[-1])
+    vendor = tmp / "cache" / "build" / "cpu" / "llama_cpp_python-0.3.36" / "vendor" / "llama.cpp"
+    built = (vendor / "src" / "raas" / "raas-x.cpp").read_text()
+    keyed = b.installed_source_key(wheel.name.split("-")[1])
+    edited = b.source_key(sha, sorted(patches.glob("*.patch")), sorted(native.glob("*.cpp")))[:8]
+    # the wheel holds what its key names: the sources as read before the edit
+    assert built == "int raas_x() { return 1; }\n" and keyed != edited, (built, keyed, edited)
+
+
 # -- the real sdist: download and verify (needs PyPI; deselect offline with -m "not network") --
 
 
