@@ -19,6 +19,8 @@ from pathlib import Path
 
 from raas_local.bench import plots
 from raas_local.bench.plan import Plan, check_prompt_fits, common_settings
+from raas_local.bench import variants
+from raas_local.bench.variants import policy_name, series
 from raas_local.errors import InputError
 
 
@@ -66,7 +68,11 @@ class ProblemSet:
 
 
 def results_path(out: Path, pset: ProblemSet, model_label: str, policy, max_tokens: int) -> Path:
-    return out / "accuracy" / pset.folder_name / f"{model_label}.{policy.tag}.max{max_tokens}.results.jsonl"
+    """The run's per-problem file; its name carries a digest of every policy setting, so that a
+    changed default never resumes from answers given under the old one."""
+    digest = hashlib.sha256(variants.settings_key(variants.settings(policy)).encode()).hexdigest()[:6]
+    return (out / "accuracy" / pset.folder_name
+            / f"{model_label}.{policy_name(policy)}.s{digest}.max{max_tokens}.results.jsonl")
 
 
 def pending(path: Path, pset: ProblemSet) -> list:
@@ -128,11 +134,11 @@ def run(plan: Plan, store, bars) -> None:
 
     pset = plan.problems
     items = plan.budget_items()
-    path = {p.tag: results_path(plan.out, pset, plan.label, p, plan.max_tokens) for p in items}
+    path = {policy_name(p): results_path(plan.out, pset, plan.label, p, plan.max_tokens) for p in items}
     if store.force:
         for p in items:
-            path[p.tag].unlink(missing_ok=True)
-    todo = [p for p in items if pending(path[p.tag], pset)]
+            path[policy_name(p)].unlink(missing_ok=True)
+    todo = [p for p in items if pending(path[policy_name(p)], pset)]
     if todo:
         bars.start_suite("accuracy", len(todo))
         # a dense (or quest) cache holds the whole conversation; a token never takes less than a byte
@@ -144,19 +150,19 @@ def run(plan: Plan, store, bars) -> None:
             # every budget against the longest prompt, before the long work starts
             check_prompt_fits(todo, longest, "the longest problem prompt")
             for pol in todo:
-                name = pol.tag
+                name = policy_name(pol)
                 bars.item(f"accuracy {name}")
                 records, interrupted = solve_run(eng, pol, pset, path[name], plan.max_tokens, on_step=bars.steps)
                 if interrupted:
                     raise KeyboardInterrupt  # the solved problems are on disk; a rerun resumes
                 rec = summarize(records, pol, pset, plan.max_tokens)
-                store.add(plan.stamp(rec))
+                store.add(plan.stamp(rec, pol))
                 bars.item_done(f"accuracy {name}: {rec.correct}/{rec.n} ({rec.accuracy:.1%}), "
                                f"mean {rec.mean_generated_tokens:.0f} tokens, peak {rec.peak_kv_cells} KV cells")
     # finished runs (this time or before) are summarized from their files
     for p in items:
-        if not pending(path[p.tag], pset):
-            store.add(plan.stamp(summarize(read_records(path[p.tag]), p, pset, plan.max_tokens)))
+        if not pending(path[policy_name(p)], pset):
+            store.add(plan.stamp(summarize(read_records(path[policy_name(p)]), p, pset, plan.max_tokens), p))
 
 
 def selected(plan: Plan, store) -> list[dict]:
@@ -175,18 +181,22 @@ def outputs(plan: Plan, records: list[dict]) -> tuple[str, list[str]]:
     return table(records), []
 
 
+def _label(r: dict) -> str:
+    return series(r["policy"], r.get("settings"))
+
+
 def table(records: list[dict]) -> str:
     """Markdown: dense, then one row per policy and budget."""
     head = ["policy", "budget", "accuracy", "correct / n", "answered", "mean tokens", "peak KV cells", "evictions", "tok/s"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    ordered = sorted(records, key=lambda r: (r["policy"] != "dense", r["budget"] or 0, r["policy"]))
+    ordered = sorted(records, key=lambda r: (r["policy"] != "dense", r["budget"] or 0, _label(r)))
 
     def num(v, fmt):
         return "-" if v is None else format(v, fmt)
 
     for r in ordered:
         rows.append("| " + " | ".join([
-            r["policy"], "all" if r["budget"] is None else str(r["budget"]), f"{r['accuracy']:.1%}",
+            _label(r), "all" if r["budget"] is None else str(r["budget"]), f"{r['accuracy']:.1%}",
             f"{r['correct']} / {r['n']}", str(r["answered"]), num(r["mean_generated_tokens"], ".0f"),
             num(r["peak_kv_cells"], "d"), str(r["evictions"]), num(r["tok_per_s"], ".1f"),
         ]) + " |")
@@ -196,7 +206,7 @@ def table(records: list[dict]) -> str:
 def plot(records: list[dict], path: Path, title: str = "Problems solved vs budget") -> None:
     fig, (a,) = plots.figure(1, title)
     policies = [r for r in records if r["policy"] != "dense"]
-    plots.lines(a, policies, "budget", "accuracy", name=lambda r: r["policy"])
+    plots.lines(a, policies, "budget", "accuracy", name=_label)
     for r in records:
         if r["policy"] == "dense":  # no budget: a flat line
             a.axhline(r["accuracy"], color="black", linestyle="--", label=f"dense ({r['accuracy']:.1%})")

@@ -2,11 +2,13 @@
 
 Suites, one file each (settings line, run, table, plot): speed.py (decode
 tok/s vs context length), memory.py (KV cells and bytes vs length),
-fidelity.py (top-1 agreement and KL to dense vs budget), and, when asked for,
+fidelity.py (top-1 agreement and KL to dense vs budget), milestone.py (recall
+of values copied from earlier in synthetic chains, by distance), and, when asked for,
 accuracy.py (with --problems FILE: problems solved vs budget, scored as
 `raas-local solve` scores) and throughput.py (problems/min and aggregate tok/s
 at N sequences decoded together, as `raas-local solve --parallel N`). Every suite runs every policy kind (`--policies`
-defaults to all registered kinds), side by side in one run. Records already
+defaults to all registered kinds; `raas:refresh_ratio=0.25` is a variant with
+settings of its own, bench/variants.py), side by side in one run. Records already
 in OUT/results.json are kept and not measured again (resume a long run by
 repeating the command; --force remeasures what the command asks for). The
 tables and plots show exactly what the command asked for; report.md joins
@@ -20,6 +22,7 @@ import shlex
 import sys
 import time
 
+from raas_local import flags
 from raas_local.argtypes import nonneg_int, positive_int
 from raas_local.bench.plan import DEFAULT_SUITES, DEFAULTS, QUICK, SUITES
 from raas_local.errors import InputError
@@ -30,16 +33,27 @@ def add_parser(sub) -> None:
     p.add_argument("--suite", default=",".join(DEFAULT_SUITES),
                    help=f"comma-separated suites of {','.join(SUITES)} (default {','.join(DEFAULT_SUITES)})")
     p.add_argument("-m", "--model", default=None, help="model (default: the embedded SmolLM2-135M)")
-    p.add_argument("--policies", default=None, help="comma-separated policy kinds (default: every kind)")
-    p.add_argument("--budget", type=positive_int, default=None,
-                   help=f"speed, memory: budget of the kinds that take one (default {DEFAULTS['budget']})")
-    p.add_argument("--page-size", type=positive_int, default=None, help="page size of the paged kinds (default 16)")
+    p.add_argument("--policies", default=None, metavar="KIND[:SETTING=VALUE;...],...",
+                   help="comma-separated policy kinds, each optionally with settings of its own after a colon, "
+                        "joined by ';' (quote it), e.g. 'raas,raas:page_score=mean,raas:refresh_ratio=0.25' "
+                        "(default: every kind)")
+    # --budget, --page-size and every policy setting, as the other commands have them; a flag reaches the
+    # selected kinds that have that setting, a variant's own settings win over it
+    flags.add_policy_flags(p, kind=False,
+                           budget_help=f"speed, memory: budget of the kinds that take one (default {DEFAULTS['budget']})")
     p.add_argument("--lengths", default=None, help=f"speed, memory: context lengths (default {DEFAULTS['lengths']})")
     p.add_argument("--window", type=positive_int, default=32, help="speed: decode steps timed per repetition (default 32)")
     p.add_argument("--reps", type=positive_int, default=None, help=f"speed: timed repetitions, median reported (default {DEFAULTS['reps']})")
     p.add_argument("--budgets", default=None, help=f"fidelity, accuracy: budgets (default {DEFAULTS['budgets']})")
-    p.add_argument("--chain", type=positive_int, default=None, help=f"fidelity: dense greedy chain length (default {DEFAULTS['chain']})")
+    p.add_argument("--chain", type=positive_int, default=None,
+                   help=f"fidelity: dense greedy chain length (default {DEFAULTS['chain']}); milestone: tokens per "
+                        f"chain (default {DEFAULTS['milestone_chain']})")
+    p.add_argument("--seeds", type=positive_int, default=None,
+                   help=f"milestone: seeded synthetic chains (default {DEFAULTS['seeds']})")
     p.add_argument("--prompt", default=None, help="fidelity: raw prompt text (default: a short math question)")
+    p.add_argument("--prompts", default=None, metavar="FILE",
+                   help="fidelity: JSONL of {\"id\", \"prompt\"[, \"held_out\": true]}, a chain from each, reported per "
+                        "prompt and as means (the bundled set: raas_local/bench/data/fidelity_prompts.jsonl)")
     p.add_argument("--problems", default=None, metavar="FILE",
                    help="accuracy: problems JSONL as `raas-local solve` reads it (the bundled sample: "
                         "raas_local/solve/data/sample.jsonl)")
@@ -52,7 +66,8 @@ def add_parser(sub) -> None:
                    help=f"accuracy, throughput: tokens generated per problem at most (default {DEFAULTS['max_tokens']})")
     p.add_argument("--quick", action="store_true",
                    help=f"smaller defaults: lengths {QUICK['lengths']}, {QUICK['reps']} repetitions, "
-                        f"chain {QUICK['chain']}, budgets {QUICK['budgets']}, max tokens {QUICK['max_tokens']} "
+                        f"chain {QUICK['chain']} (milestone {QUICK['milestone_chain']}, {QUICK['seeds']} seeds), "
+                        f"budgets {QUICK['budgets']}, max tokens {QUICK['max_tokens']} "
                         "(explicit flags still win)")
     p.add_argument("-ngl", "--n-gpu-layers", type=nonneg_int, default=0)
     p.add_argument("-fa", "--flash-attn", action="store_true")

@@ -12,13 +12,17 @@ from __future__ import annotations
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from matplotlib import colormaps
+
 from raas_local.bench.report import name as series_name
+from raas_local.bench.variants import variant
 
 MIB = 2**20
 
 
 MARKERS = "osD^v<>"
 STYLES = ("-", "--", "-.", ":")
+VARIANT_COLORS = colormaps["tab10"].reversed()  # C9, C8, ...: the kinds take C1-C4
 
 
 def style(kind: str) -> dict:
@@ -32,13 +36,25 @@ def style(kind: str) -> dict:
                 linestyle=STYLES[i % len(STYLES)], markersize=8 if kind == "dense" else 6)
 
 
+def variant_style(j: int) -> dict:
+    """The j-th variant line of a plot (a kind with settings of its own): colours of their own, so that
+    an ablation's lines stay apart from each other and from the kinds' own."""
+    return dict(color=VARIANT_COLORS(j % 10), marker=MARKERS[(j + 1) % len(MARKERS)],
+                linestyle=STYLES[(j + 1) % len(STYLES)], markersize=6)
+
+
 def lines(ax, records, x, y, name=series_name, scale=1.0):
     groups: dict[str, list] = {}
     for r in records:
         groups.setdefault(name(r), []).append(r)
+    j = 0
     for n in sorted(groups, key=lambda n: (not n.startswith("dense"), n)):
         rs = sorted(groups[n], key=lambda r: r[x])
-        ax.plot([r[x] for r in rs], [r[y] / scale for r in rs], label=n, **style(rs[0]["policy"]))
+        if variant(rs[0]["policy"], rs[0].get("settings")):
+            st, j = variant_style(j), j + 1
+        else:
+            st = style(rs[0]["policy"])
+        ax.plot([r[x] for r in rs], [r[y] / scale for r in rs], label=n, **st)
 
 
 def figure(n_panels: int, title: str):

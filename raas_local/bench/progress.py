@@ -11,6 +11,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
@@ -24,7 +25,8 @@ class Bars:
         self._items = self.p.add_task(name, total=total)
 
     def item(self, description: str) -> None:
-        self.p.update(self._items, description=description)
+        # names hold brackets (raas[page_score=mean]-512, [prompt id]) that rich would read as markup
+        self.p.update(self._items, description=escape(description))
 
     def steps(self, done: int, total: int) -> None:
         if self._steps is None:
@@ -36,7 +38,7 @@ class Bars:
         if self._steps is not None:
             self.p.remove_task(self._steps)
             self._steps = None
-        self.p.console.print(line, highlight=False)
+        self.p.console.print(line, highlight=False, markup=False)
 
 
 @contextmanager

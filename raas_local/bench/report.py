@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from raas_local.policies.base import tag
+from raas_local.bench import variants
 
 
 def name(r: dict) -> str:
-    """A record's series: its policy's tag (``raas-512``, ``dense``)."""
-    return tag(r["policy"], r.get("budget"))
+    """A record's series: its policy's name (``raas-512``, ``raas[page_score=mean]-512``, ``dense``)."""
+    return variants.name(r["policy"], r.get("settings"), r.get("budget"))
 
 
 def series_order(records: list[dict]) -> list[str]:
@@ -28,7 +28,8 @@ def over_budget_check(records: list[dict]) -> str:
             else f"MISSED: kv_cells > budget in {len(over)} records")
 
 
-SUITE_TITLES = {"speed": "Speed", "memory": "Memory", "fidelity": "Fidelity", "accuracy": "Accuracy"}
+SUITE_TITLES = {"speed": "Speed", "memory": "Memory", "fidelity": "Fidelity", "milestone": "Milestone recall",
+                "accuracy": "Accuracy"}
 
 
 def suite_markdown(suite: str, table: str, settings: str, notes: list[str], image: str | None) -> str:

@@ -21,6 +21,7 @@ import numpy as np
 from raas_local.bench import plots, report
 from raas_local.bench.fill import dense_cells, fill
 from raas_local.bench.plan import Plan, common_settings, selected_per_length
+from raas_local.bench.variants import policy_name
 from raas_local.engine import Engine
 from raas_local.policies import Policy
 
@@ -84,9 +85,9 @@ def run(plan: Plan, store, bars) -> None:
     bars.start_suite("speed", len(todo))
     for n in dict.fromkeys(n for n, _ in todo):
         policies = [p for m, p in todo if m == n]
-        bars.item(f"speed length {n}: {', '.join(p.tag for p in policies)} side by side")
-        for rec in measure_length(plan.model, policies, n, plan.window, plan.reps, **plan.engine_kw):
-            rec = plan.stamp(rec)
+        bars.item(f"speed length {n}: {', '.join(map(policy_name, policies))} side by side")
+        for pol, rec in zip(policies, measure_length(plan.model, policies, n, plan.window, plan.reps, **plan.engine_kw)):
+            rec = plan.stamp(rec, pol)
             store.add(rec)
             bars.item_done(f"speed {report.name(rec)} length {n}: {rec['tok_per_s']:.1f} tok/s, "
                            f"{rec['kv_cells']} KV cells, {rec['evictions']} evictions")

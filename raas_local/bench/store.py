@@ -1,10 +1,13 @@
 """results.json: every record measured so far, keyed so a repeated command resumes.
 
-A record's key is (suite, model, policy, budget, page size, length): the
-settings that change what is measured. Window and repetitions of the speed
-suite are not in it (they change the noise, not the quantity); --force
-remeasures. Records written before model and page size were stored have None
-there, so they never match a new request and are simply measured again.
+A record's key is (suite, model, policy, budget, page size, length, settings,
+prompt, prompt digest): what changes what is measured. ``settings`` holds every
+setting of the policy (bench/variants.py), so a variant or a changed default
+is a run of its own; prompt and digest are the fidelity prompt's id and text
+(None for the other suites). Window and repetitions of the speed suite are not
+in it (they change the noise, not the quantity); --force remeasures. Records
+written before a key field was stored have None there, so they never match a
+new request and are simply measured again.
 The file is rewritten atomically after every record, so a stopped run loses at
 most the record in progress.
 """
@@ -17,11 +20,14 @@ from pathlib import Path
 
 from raas_local.errors import InputError
 
-KEY_FIELDS = ("suite", "model", "policy", "budget", "page_size", "length")
+KEY_FIELDS = ("suite", "model", "policy", "budget", "page_size", "length", "settings", "prompt", "prompt_sha")
 
 
 def key(r: dict) -> tuple:
-    return tuple(r.get(f) for f in KEY_FIELDS)
+    """The record's key, as Plan.key builds it for a request."""
+    from raas_local.bench.variants import settings_key
+
+    return tuple(settings_key(r.get(f)) if f == "settings" else r.get(f) for f in KEY_FIELDS)
 
 
 def _read(path: Path) -> list[dict]:
@@ -39,6 +45,7 @@ class Store:
     def __init__(self, path: Path, force: bool = False):
         self.path = Path(path)
         self.records: list[dict] = _read(self.path) if self.path.exists() else []
+        self._by_key = {key(r): r for r in self.records}
         # --force remeasures what this command asks for; other records are kept
         self._fresh: set[tuple] | None = set() if force else None
         self.force = force
@@ -46,11 +53,12 @@ class Store:
     def has(self, k: tuple) -> bool:
         if self._fresh is not None and k not in self._fresh:
             return False
-        return any(key(r) == k for r in self.records)
+        return k in self._by_key
 
     def add(self, rec: dict) -> None:
         k = key(rec)
         self.records = [r for r in self.records if key(r) != k] + [rec]
+        self._by_key[k] = rec
         if self._fresh is not None:
             self._fresh.add(k)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,4 +67,4 @@ class Store:
         os.replace(tmp, self.path)
 
     def get(self, k: tuple) -> dict | None:
-        return next((r for r in self.records if key(r) == k), None)
+        return self._by_key.get(k)

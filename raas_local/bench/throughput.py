@@ -91,7 +91,7 @@ def run(plan: Plan, store, bars) -> None:
     for n, pol in todo:  # policies alternate within each N
         what = f"throughput {pol.tag} x{n}"
         bars.item(what)
-        rec = plan.stamp(measure(plan, pol, n, pset))
+        rec = plan.stamp(measure(plan, pol, n, pset), pol)
         store.add(rec)
         bars.item_done(f"{what}: {rec['problems_per_min']:.1f} problems/min, {rec['tok_per_s']:.1f} tok/s")
 

@@ -63,7 +63,7 @@ def test_records_tables_and_plot(run_once):
 
 def test_answers_equal_those_of_raas_local_solve(run_once, problems, tmp_path):
     out, _ = run_once
-    mine = _jsonl(next((out / "accuracy").rglob("embedded.raas-96.max24.results.jsonl")))
+    mine = _jsonl(next((out / "accuracy").rglob("embedded.raas-96.s*.max24.results.jsonl")))
     r = cli("solve", str(problems), "--policy", "raas", "--budget", "96", "-n", "24", "--temp", "0", "-t", "1",
             "-o", str(tmp_path / "solve.jsonl"))
     assert r.returncode == 0, r.stderr
