@@ -2,7 +2,7 @@
 
 Each (policy, budget) run writes the same per-problem records as `raas-local
 solve` (answer extraction, equivalence check) to
-OUT/accuracy/<problems stem>-<sha8>/<model>.<policy>-<budget>.max<N>.results.jsonl,
+OUT/accuracy/<problems stem>-<sha8>/<model>.<policy>-<budget>.s<settings sha6>.max<N>.results.jsonl,
 one fsynced line per problem, so a stopped run resumes at the next problem; the
 bench record is the summary of that file. Generation is greedy (temperature 0)
 so that every policy answers the same question the same way until its cache

@@ -259,7 +259,6 @@ def solve(
     (several at once) replaces ``generate_fn`` when given."""
     done = {str(r["id"]): r for r in writer.records}
     outcome = SolveOutcome()
-    by_id: dict[str, dict] = {}
     right = sum(1 for p in problems if p.id in done and done[p.id].get("correct") is True)
     scored = sum(1 for p in problems if p.id in done)
     outcome.skipped = scored
@@ -270,9 +269,6 @@ def solve(
         bar.start()
         task = bar.add_task(description, total=len(problems), completed=scored,
                             correct=right, scored=scored)
-    for p in problems:
-        if p.id in done:
-            by_id[p.id] = done[p.id]
     todo = {p.id: p for p in problems if p.id not in done}
     many = generate_many or one_at_a_time(generate_fn)
     results = many((pid, render_prompt(prompt_template, p.problem)) for pid, p in todo.items())
@@ -281,7 +277,7 @@ def solve(
         for pid, gen in results:
             record = score(todo[pid], gen, timeout=timeout, think_tags=think_tags)
             writer.write(record)
-            done[pid] = by_id[pid] = record
+            done[pid] = record
             outcome.new += 1
             scored += 1
             right += record["correct"] is True
@@ -297,6 +293,9 @@ def solve(
         results.close()  # the engine frees its sequences
         if bar is not None:
             bar.stop()
-    outcome.records = [by_id[p.id] for p in problems if p.id in by_id]
+    # the writer's records are what is on disk: a Ctrl-C between its write and the lines above
+    # must not leave a written record out of the count
+    written = {str(r["id"]): r for r in writer.records}
+    outcome.records = [written[p.id] for p in problems if p.id in written]
     outcome.remaining = len(problems) - len(outcome.records)
     return outcome

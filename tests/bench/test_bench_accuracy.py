@@ -79,7 +79,7 @@ def test_parallel_answers_equal_one_at_a_time(run_once, problems, tmp_path):
     out, _ = run_once
     r = cli("bench", *ARGS, "--parallel", "3", "--problems", str(problems), "-o", str(tmp_path / "par"))
     assert r.returncode == 0, r.stderr
-    for name in ("embedded.raas-96.max24.results.jsonl", "embedded.dense.max24.results.jsonl"):
+    for name in ("embedded.raas-96.s*.max24.results.jsonl", "embedded.dense.s*.max24.results.jsonl"):
         one = _jsonl(next((out / "accuracy").rglob(name)))
         par = _jsonl(next((tmp_path / "par" / "accuracy").rglob(name)))
         assert set(one) == set(par) == {"p1", "p2", "p3"}

@@ -131,6 +131,24 @@ def test_keyboard_interrupt_then_rerun_finishes_each_id_once(tmp_path):
     assert len(model2.calls) == 3
 
 
+def test_ctrl_c_right_after_a_write_still_counts_that_record(tmp_path):
+    """A Ctrl-C landing after the writer returned but before the runner's own bookkeeping must not
+    drop the written record from the outcome (the interrupt line said 1/16 done with 2 on disk)."""
+
+    class CtrlCAfterSecond(ResultWriter):
+        def write(self, record):
+            super().write(record)
+            if len(self.records) == 2:
+                raise KeyboardInterrupt
+
+    out = tmp_path / "out.jsonl"
+    with CtrlCAfterSecond(out) as w:
+        outcome = solve(PROBLEMS, w, LookupModel(), progress=False)
+    assert outcome.interrupted
+    assert [r["id"] for r in outcome.records] == [r["id"] for r in read_records(out)] == ["p1", "p2"]
+    assert outcome.remaining == 3
+
+
 def test_other_errors_propagate_after_saving_finished_work(tmp_path):
     out = tmp_path / "out.jsonl"
 
