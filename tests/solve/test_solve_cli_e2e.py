@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from cli_testutil import popen_interruptible
 from raas_local.solve.results import RECORD_KEYS
 
@@ -132,11 +134,13 @@ def _resume_and_check(p: Path, out: Path, args: list[str], items: list[dict], do
     assert f"{n_valid - done_before} new, {done_before} resumed" in r.stdout, r.stdout
 
 
-def test_kill_then_resume(tmp_path):
-    """SIGKILL mid-batch (a crash): the rerun finishes each problem exactly once."""
+@pytest.mark.parametrize("slots", [(), ("--parallel", "4")], ids=["one-at-a-time", "parallel-4"])
+def test_kill_then_resume(tmp_path, slots):
+    """SIGKILL mid-batch (a crash; with --parallel 4, four problems in flight): the lines written stay
+    whole and the rerun (with the same flags) finishes each problem exactly once."""
     p = write_problems(tmp_path / "p.jsonl", MANY)
     out = tmp_path / "out.jsonl"
-    args = [str(p), "-o", str(out), "--budget", "256", "-n", "40", *FAST]
+    args = [str(p), "-o", str(out), "--budget", "256", "-n", "40", *slots, *FAST]
     proc = subprocess.Popen(cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                             text=True)
     try:
