@@ -13,7 +13,12 @@ would make every step read the weights once per run: the last live sequence
 then moves into the gap (llama_raas_move_seq: its cells and policy state).
 
 A prompt's prefill is its own ``llama_decode`` calls, as for a single sequence,
-so its prompt is cut into the same ubatches as alone. The per-token loop is
+so its prompt is cut into the same ubatches as alone. Mixing it into the
+others' decode step would gain nothing here: with one KV stream per sequence
+llama.cpp splits a batch with ``split_equal``, which takes the same number of
+tokens from every sequence in a ubatch, so a 30-token prompt beside seven
+decoding sequences becomes one ubatch of one token each and then 29 tokens of
+the prompt alone (the same calls, and the prompt cut differently than alone). The per-token loop is
 Engine.generate's: sample, stop at end of sequence, decode, count; a sequence
 ends after decoding its max_tokens-th token, with that token in its cache.
 
