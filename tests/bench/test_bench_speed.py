@@ -23,7 +23,13 @@ def test_speed_suite_writes_records_table_and_keeps_the_budget(tmp_path):
     assert raas600["kv_cells"] <= 128 and raas600["evictions"] > 0
     assert dense600["kv_cells"] == 600 + 4
     assert dense600["kv_bytes"] / dense600["kv_cells"] == raas600["kv_bytes"] / raas600["kv_cells"]
+    # beyond the budget, dense holding `budget` tokens ran beside the others: the flat-limit ratio is side by side
+    assert raas600["dense_at_budget"] > 0 and dense600["dense_at_budget"] == raas600["dense_at_budget"]
+    assert all(x["dense_at_budget"] is None for x in records if x["length"] == 128)
     table = (out / "speed.md").read_text()
+    assert "raas-128 / dense at budget, beside" in table
+    report_md = (out / "report.md").read_text()
+    assert "raas at 600 >= 0.95x dense at 128 (flat; side by side)" in report_md
     # the run tag of solve's file names ("raas-128"), as everywhere, not bench's old "raas@128"
     assert "raas-128 / dense" in table and "kv_cells <= budget" in table
 
