@@ -131,6 +131,7 @@ class Engine:
         kv_type: str = "f16",
         verbose: bool = False,
         n_seq: int = 1,
+        n_ctx_dense: int | None = None,
     ):
         from raas_local.models import resolve_model, validate_gguf
 
@@ -147,6 +148,9 @@ class Engine:
             raise PolicyError(f"the number of parallel sequences must be 1 or more, got {n_seq}")
         self.n_seq = n_seq
         self._n_ctx_arg = n_ctx
+        # cells per sequence for a kind that keeps every token, when n_ctx is not given (None: the
+        # model's training context; solve sizes it to its problems, as N sequences each get it)
+        self._n_ctx_dense = n_ctx_dense
         self.llm: Llama | None = None
         self._load()
 
@@ -157,7 +161,7 @@ class Engine:
             return max(self._n_ctx_arg, self.policy.budget if self.policy.evicts else 0)
         if self.policy.evicts:
             return self.policy.budget
-        return 0  # dense: the model's training context
+        return self._n_ctx_dense or 0  # 0: the model's training context
 
     def _load(self) -> None:
         if self.llm is not None:

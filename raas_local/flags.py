@@ -20,22 +20,35 @@ from raas_local.errors import PolicyError
 
 MODEL_HELP = "registry name, path to a .gguf, or org/repo[:quant] (default: the embedded SmolLM2-135M)"
 
-# policy setting -> (argparse type, help); every setting of every kind has a flag here
+# policy setting -> (argparse type, help); every setting of every kind has a flag here. A help without
+# "(default" gets the default of the kind's dataclass field, so a default is written once.
 POLICY_FLAGS = {
     "budget": (positive_int, "KV cells per sequence, prompt included (default 512; quest: cells each head attends)"),
     "page_size": (positive_int, "decode positions per page (default 16; not h2o, whose pages are single cells)"),
-    "refresh_ratio": (float, "raas: share of pages refreshed per step (default 0.5)"),
-    "head_agg": (str, "raas: a cell's score over heads, sum or max (default sum)"),
-    "skip_layers": (nonneg_int, "raas: the first layers whose attention is not scored (default 0)"),
-    "page_score": (str, "raas: a page's score from its cells', max, mean or sum (default max)"),
-    "protect_pages": (nonneg_int, "raas: recent decode pages, beyond the one being filled, never evicted (default 0)"),
-    "n_sink": (nonneg_int, "streaming: attention-sink cells (default 4)"),
-    "heavy_ratio": (float, "h2o: share of the budget for heavy hitters (default 0.5)"),
+    "refresh_ratio": (float, "raas: share of pages refreshed per step"),
+    "head_agg": (str, "raas: a cell's score over heads, sum or max"),
+    "skip_layers": (nonneg_int, "raas: the first layers whose attention is not scored"),
+    "page_score": (str, "raas: a page's score from its cells', max, mean or sum"),
+    "protect_pages": (nonneg_int, "raas: recent decode pages, beyond the one being filled, never evicted"),
+    "n_sink": (nonneg_int, "streaming: attention-sink cells"),
+    "heavy_ratio": (float, "h2o: share of the budget for heavy hitters"),
 }
 
 
 def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+def _help(name: str) -> str:
+    from dataclasses import MISSING, fields
+
+    from raas_local.policies import KINDS
+
+    text = POLICY_FLAGS[name][1]
+    if "(default" in text:
+        return text
+    default = next(f.default for cls in KINDS.values() for f in fields(cls) if f.name == name and f.default is not MISSING)
+    return f"{text} (default {default})"
 
 
 def add_model_flags(p: argparse.ArgumentParser, positional_model: bool = True) -> None:
@@ -58,10 +71,11 @@ def add_policy_flags(p: argparse.ArgumentParser, budget_help: str | None = None,
     """--policy and one flag per policy setting, each None unless given."""
     if kind:
         p.add_argument("--policy", default="raas", help="KV-cache policy: raas (default), dense, streaming, h2o or quest")
-    for name, (typ, text) in POLICY_FLAGS.items():
-        meta = {"budget": "L", "page_size": "N", "n_sink": "N"}.get(name, "R")
+    for name, (typ, _) in POLICY_FLAGS.items():
+        meta = {"budget": "L", "page_size": "N", "n_sink": "N", "skip_layers": "N", "protect_pages": "N",
+                "head_agg": "sum|max", "page_score": "max|mean|sum"}.get(name, "R")
         p.add_argument(flag(name), type=typ, default=None, metavar=meta,
-                       help=budget_help if name == "budget" and budget_help else text)
+                       help=budget_help if name == "budget" and budget_help else _help(name))
 
 
 def add_sampling_flags(p: argparse.ArgumentParser, max_tokens: int = 2048) -> None:
@@ -126,8 +140,9 @@ def model_arg(args) -> str | None:
     return getattr(args, "model_flag", None) or getattr(args, "model", None)
 
 
-def engine_from_args(args, policy=None, n_seq: int = 1):
-    """The Engine of the model flags, with ``policy`` (default: the policy flags') and ``n_seq`` sequences."""
+def engine_from_args(args, policy=None, n_seq: int = 1, n_ctx_dense: int | None = None):
+    """The Engine of the model flags, with ``policy`` (default: the policy flags'), ``n_seq`` sequences
+    and, without -c, ``n_ctx_dense`` cells per sequence for a kind that keeps every token."""
     from raas_local.engine import Engine
 
     return Engine(
@@ -140,4 +155,5 @@ def engine_from_args(args, policy=None, n_seq: int = 1):
         n_threads=args.threads,
         verbose=args.verbose,
         n_seq=n_seq,
+        n_ctx_dense=n_ctx_dense,
     )

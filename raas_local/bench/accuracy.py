@@ -130,7 +130,8 @@ def summarize(records: list[dict], policy, pset: ProblemSet, max_tokens: int) ->
 def run(plan: Plan, store, bars) -> None:
     from raas_local.engine import Engine
     from raas_local.solve.results import read_records
-    from raas_local.solve.runner import DEFAULT_PROMPT_TEMPLATE, prompting, render_prompt
+    from raas_local.solve.plan import dense_context_cells
+    from raas_local.solve.runner import prompting, render_prompt
 
     pset = plan.problems
     items = plan.budget_items()
@@ -141,10 +142,8 @@ def run(plan: Plan, store, bars) -> None:
     todo = [p for p in items if pending(path[policy_name(p)], pset)]
     if todo:
         bars.start_suite("accuracy", len(todo))
-        # a dense (or quest) cache holds the whole conversation; a token never takes less than a byte
-        longest = max(len(render_prompt(DEFAULT_PROMPT_TEMPLATE, p.problem).encode()) for p in pset.problems)
-        n_ctx = longest + 512 + plan.max_tokens
-        with Engine(model=plan.model, policy=todo[0], n_ctx=n_ctx, n_seq=plan.solve_parallel, **plan.engine_kw) as eng:
+        with Engine(model=plan.model, policy=todo[0], n_ctx_dense=dense_context_cells(pset.problems, plan.max_tokens),
+                    n_seq=plan.solve_parallel, **plan.engine_kw) as eng:
             template, _ = prompting(eng)
             longest = max(len(eng.tokenize(render_prompt(template, p.problem))) for p in pset.problems)
             # every budget against the longest prompt, before the long work starts

@@ -50,13 +50,12 @@ def measure(plan: Plan, policy, n_seq: int, pset) -> ThroughputRecord:
     from raas_local.batch import generate_batch
     from raas_local.engine import Engine
     from raas_local.sampling import Sampling
-    from raas_local.solve.runner import DEFAULT_PROMPT_TEMPLATE, prompting, render_prompt
+    from raas_local.solve.plan import dense_context_cells
+    from raas_local.solve.runner import prompting, render_prompt
 
     sampling = Sampling(max_tokens=plan.max_tokens, temperature=0.0)
-    # a dense (or quest) sequence holds its whole conversation; a token never takes less than a byte
-    longest = max(len(render_prompt(DEFAULT_PROMPT_TEMPLATE, p.problem).encode()) for p in pset.problems)
-    with Engine(model=plan.model, policy=policy, n_ctx=longest + 512 + plan.max_tokens, n_seq=n_seq,
-                **plan.engine_kw) as eng:
+    with Engine(model=plan.model, policy=policy, n_ctx_dense=dense_context_cells(pset.problems, plan.max_tokens),
+                n_seq=n_seq, **plan.engine_kw) as eng:
         template, _ = prompting(eng)
         items = [(p.id, render_prompt(template, p.problem), sampling) for p in pset.problems]
         t0 = time.perf_counter()

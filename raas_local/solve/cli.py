@@ -52,7 +52,7 @@ from raas_local import flags
 from raas_local.argtypes import positive_float, positive_int, positive_int_list
 from raas_local.errors import InputError
 from raas_local.solve import output
-from raas_local.solve.plan import DEFAULT_BUDGET, Run, model_label, plan_solve, preflight
+from raas_local.solve.plan import DEFAULT_BUDGET, Run, dense_context_cells, model_label, plan_solve, preflight
 
 __all__ = ["add_parser", "cmd_solve"]
 
@@ -166,7 +166,8 @@ def cmd_solve(args) -> int:
     current: Run | None = None
     try:
         if plan.todo:
-            eng = flags.engine_from_args(args, plan.first_pending().policy, n_seq=parallel)
+            eng = flags.engine_from_args(args, plan.first_pending().policy, n_seq=parallel,
+                                         n_ctx_dense=dense_context_cells(problems, sampling.max_tokens))
             template, think_tags = prompting(eng)
             preflight(eng, runs, plan.pending, template)
         for i, run in enumerate(runs, start=1):

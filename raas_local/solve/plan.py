@@ -198,6 +198,17 @@ def plan_solve(args, problems: list, problems_path: Path, model_label: str, spec
     return Plan(runs, sweep, sampling, model_label, infos, pending, len(problems))
 
 
+def dense_context_cells(problems: list, max_tokens: int) -> int:
+    """KV cells per sequence that a kind keeping every token (dense, quest) needs to solve ``problems``:
+    the longest prompt's UTF-8 bytes (a token is never less than a byte), 512 for the chat template's
+    own text, and the tokens generated. Without it such a context has the model's training length, for
+    each of --parallel N sequences: an 8B model trained on 128k tokens would ask for 16 GiB of KV at
+    N = 1 and 128 GiB at N = 8."""
+    from raas_local.solve.runner import DEFAULT_PROMPT_TEMPLATE, render_prompt
+
+    return max(len(render_prompt(DEFAULT_PROMPT_TEMPLATE, p.problem).encode()) for p in problems) + 512 + max_tokens
+
+
 def count_prompt_tokens(eng, prompt: str) -> int:
     """Tokens the engine prefills for ``prompt`` as a fresh one-message conversation."""
     import llama_cpp

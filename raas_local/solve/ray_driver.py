@@ -332,7 +332,7 @@ def _check_path_on_nodes(ray, path: str, nodes: list[dict], threads: int, gpus: 
 def solve_on_ray(args, problems: list, problems_path: Path) -> int:
     """``solve`` on a Ray cluster: same plan, files, messages and exit codes as local solve."""
     from raas_local import flags
-    from raas_local.solve.plan import default_budget, plan_policies, plan_solve, sampling_of
+    from raas_local.solve.plan import default_budget, dense_context_cells, plan_policies, plan_solve, sampling_of
 
     if args.ray is None:
         raise InputError("--workers needs --ray")
@@ -358,6 +358,7 @@ def solve_on_ray(args, problems: list, problems_path: Path) -> int:
         first = plan.first_pending().policy if plan is not None else plan_policies(args, default_budget(spec))[0]
         ns = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "func"})
         ns.model_flag, ns.model, ns.threads = model, None, threads
+        ns.n_ctx_dense = dense_context_cells(problems, sampling_of(args).max_tokens)  # as local solve
         pool = _Pool(ray, (ns, first, sampling_of(args)), workers, threads, gpus)
         print(f"raas-local: ray: {workers} worker(s), {threads} thread(s){' and 1 GPU' if gpus else ''} each, "
               f"on a cluster of {len(info.nodes)} node(s) ({int(info.cpus)} CPUs, {int(info.gpus)} GPUs)",

@@ -90,7 +90,7 @@ class SolveWorker:
 
         try:
             _resolve_on_this_node(flags.model_arg(self.args))
-            self.eng = flags.engine_from_args(self.args, self.policy)
+            self.eng = flags.engine_from_args(self.args, self.policy, n_ctx_dense=self.args.n_ctx_dense)
         except Exception as e:  # every failure is reported as one line with this node's name
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             return dict(self.where, ok=False, error=msg)

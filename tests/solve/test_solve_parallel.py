@@ -57,3 +57,19 @@ def test_parallel_with_ray_is_refused(tmp_path):
     r = run_cli(str(p), "--ray", "local", "--parallel", "2")
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith("raas-local: error: --parallel does not apply with --ray")
+
+
+def test_a_dense_context_is_sized_to_the_problems_not_the_training_length(tmp_path):
+    """Without -c each of N dense sequences held the model's training context (8192 cells for the
+    embedded model, 128k for many 8B models: 16 GiB of KV per sequence); now it holds what its problems
+    need: the longest prompt's bytes + 512 + max tokens (llama.cpp's log names the cells it allocated)."""
+    import re
+
+    p = write_problems(tmp_path / "p.jsonl", PROBLEMS[:2])
+    r = run_cli(str(p), "-o", str(tmp_path / "out.jsonl"), "--policy", "dense", "-n", "16", "--parallel", "2", "-v", *FAST)
+    assert r.returncode == 0, r.stderr
+    sizes = re.findall(r"llama_kv_cache: size = .*?\(\s*(\d+) cells,.*?(\d+)/\d+ seqs", r.stderr)
+    assert sizes, r.stderr[-2000:]
+    cells, seqs = map(int, sizes[-1])  # cells per sequence (one KV stream each)
+    # the prompts are short: 512 for the template + 16 tokens + the problem's bytes, padded to 256 by llama.cpp
+    assert seqs == 2 and 512 + 16 < cells <= 1024, (cells, seqs)
