@@ -37,7 +37,8 @@ llama_raas_params llama_raas_default_params(void) {
     p.kind          = LLAMA_RAAS_KIND_RAAS;
     p.budget        = 512;
     p.page_size     = 16;
-    p.refresh_ratio = 0.5f;
+    p.refresh_ratio = 0.25f;               // raas: the shipped default (raas_local/policies/raas.py;
+    p.page_score    = LLAMA_RAAS_PAGE_MEAN; // the paper setting is 0.5 and PAGE_MAX, docs/raas-policy.md)
     p.n_sink        = 4;
     p.heavy_ratio   = 0.5f;
     return p;

@@ -38,7 +38,7 @@ struct raas_page {
     llama_pos last;
     int32_t   n;      // cells placed (page_size when full)
     int32_t   ts;     // step of the last refresh
-    float     score;  // its cells' scores at the last step, as params.page_score says (max by default)
+    float     score;  // its cells' scores at the last step, as params.page_score says
     bool      closed; // no more positions will join: full, or cut by a pinned range
     float     acc;    // h2o: score accumulated over the steps
 };

@@ -161,7 +161,7 @@ def test_batched_logits_stay_within_a_bound_of_the_single_sequence_ones(tiny_lla
 def _reference(kind: str):
     p = POLICIES[kind]
     if kind == "raas":
-        return RaasReference(p["budget"], p["page_size"], 0.5)
+        return RaasReference.of(CachePolicy(**p))
     if kind == "streaming":
         return StreamingReference(p["budget"], p["page_size"], p["n_sink"])
     return H2OReference(p["budget"], p["heavy_ratio"])

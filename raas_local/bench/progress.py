@@ -38,7 +38,7 @@ class Bars:
         if self._steps is not None:
             self.p.remove_task(self._steps)
             self._steps = None
-        self.p.console.print(line, highlight=False, markup=False)
+        self.p.console.print(line, highlight=False, markup=False, soft_wrap=True)  # a log line stays one line
 
 
 @contextmanager

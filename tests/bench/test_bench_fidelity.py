@@ -148,8 +148,10 @@ def test_kl_is_zero_for_identical_logits_and_positive_otherwise():
 
 PROMPTS = [{"id": "add", "prompt": "Q: 2+3=?\nA:"}, {"id": "list", "prompt": "Colours:\n1."},
            {"id": "held", "prompt": "Q: 7*6=?\nA:", "held_out": True}]
-# chain 96 at budget 48: four evictions, enough for refresh ratios 0.25 and 0.5 to part on prompt "add"
-MULTI = ["--suite", "fidelity", "--policies", "dense,raas,raas:refresh_ratio=0.25,streaming", "--chain", "96",
+# chain 96 at budget 48: four evictions, enough for the default and the paper setting (page score max, r = 0.5)
+# to part on prompt "add"
+PAPER = "raas[refresh_ratio=0.5;page_score=max]"
+MULTI = ["--suite", "fidelity", "--policies", "dense,raas,raas:page_score=max;refresh_ratio=0.5,streaming", "--chain", "96",
          "--budgets", "48", "-t", "1"]
 
 
@@ -184,9 +186,10 @@ def test_every_prompt_gets_its_own_chain_and_every_variant_its_own_record(multi)
     out, _, r = multi
     recs = fid_records(out)
     got = {(x["prompt"], series(x["policy"], x["settings"]), x["budget"]) for x in recs}
-    names = ("raas", "raas[refresh_ratio=0.25]", "streaming")
+    names = ("raas", PAPER, "streaming")
     assert got == {(p["id"], "dense", None) for p in PROMPTS} | {(p["id"], n, 48) for p in PROMPTS for n in names}
-    assert all(x["settings"]["refresh_ratio"] == (0.25 if "0.25" in series(x["policy"], x["settings"]) else 0.5)
+    assert all((x["settings"]["refresh_ratio"], x["settings"]["page_score"]) ==
+               ((0.5, "max") if series(x["policy"], x["settings"]) == PAPER else (0.25, "mean"))
                for x in recs if x["policy"] == "raas")
     chains = {p["id"]: json.loads((out / f"fidelity-ref-{p['id']}-96.json").read_text())["chain"] for p in PROMPTS}
     assert len({tuple(c) for c in chains.values()}) == 3  # three prompts, three different chains
@@ -201,16 +204,16 @@ def test_every_prompt_gets_its_own_chain_and_every_variant_its_own_record(multi)
         ref.generate(eng, "embedded", PROMPTS[0]["prompt"], eng.tokenize(PROMPTS[0]["prompt"]))
     assert ref.chain == chains["add"]
     kls = []
-    for rr in (0.5, 0.25):
-        direct = teacher_force(None, make("raas", budget=48, refresh_ratio=rr), ref, n_threads=1)
+    for rr, ps in ((0.5, "max"), (0.25, "mean")):
+        direct = teacher_force(None, make("raas", budget=48, refresh_ratio=rr, page_score=ps), ref, n_threads=1)
         stored = next(x for x in recs if x["prompt"] == "add" and x["policy"] == "raas"
-                      and x["settings"]["refresh_ratio"] == rr)
+                      and x["settings"]["refresh_ratio"] == rr and x["settings"]["page_score"] == ps)
         assert (stored["top1_agreement"], stored["evictions"]) == (direct.top1_agreement, direct.evictions)
         assert stored["mean_kl"] == pytest.approx(direct.mean_kl, rel=1e-6, abs=1e-9)
         kls.append(stored["mean_kl"])
-    assert kls[0] != pytest.approx(kls[1], rel=1e-3)  # the two ratios evict differently here
+    assert kls[0] != pytest.approx(kls[1], rel=1e-3)  # the two settings evict differently here
     # progress lines name each variant and prompt (brackets once vanished as rich markup)
-    assert "fidelity raas[refresh_ratio=0.25]-48 [held]" in r.stderr
+    assert f"fidelity {PAPER}-48 [held]" in r.stderr
 
 
 def test_the_tables_report_per_prompt_and_the_means_held_out_apart(multi):
@@ -219,7 +222,7 @@ def test_the_tables_report_per_prompt_and_the_means_held_out_apart(multi):
     md = (out / "fidelity.md").read_text()
     mean_rows = {ln.split(" | ")[0].strip("| "): ln for ln in md.splitlines() if ln.startswith("| raas") and "/" not in ln}
 
-    def top1(pid, pol="raas", rr=0.5):
+    def top1(pid, pol="raas", rr=0.25):
         return next(x["top1_agreement"] for x in recs if x["prompt"] == pid and x["policy"] == pol
                     and (pol != "raas" or x["settings"]["refresh_ratio"] == rr))
 
@@ -260,7 +263,7 @@ def test_resume_is_per_prompt_and_per_variant(multi, tmp_path):
     assert len(after) == len(before) + 4 + 3  # the changed prompt's 4 records kept beside the old text's, + 3
     # the table shows what this command asked for only
     md = (out / "fidelity.md").read_text()
-    assert "| raas[refresh_ratio=0.75] |" in md and "| raas[refresh_ratio=0.25] |" not in md
+    assert "| raas[refresh_ratio=0.75] |" in md and f"| {PAPER} |" not in md
     assert "| streaming |" not in md and "- streaming" not in md  # no gap to a policy not asked for
 
 

@@ -23,11 +23,11 @@ def test_items_parse_into_kinds_with_typed_settings():
 
 def test_names_show_what_differs_from_the_kinds_defaults():
     assert variants.policy_name(make("raas", budget=512)) == "raas-512"
-    assert variants.policy_name(make("raas", budget=64, refresh_ratio=0.25)) == "raas[refresh_ratio=0.25]-64"
+    assert variants.policy_name(make("raas", budget=64, refresh_ratio=0.5)) == "raas[refresh_ratio=0.5]-64"
     assert variants.policy_name(make("streaming", budget=128, n_sink=0)) == "streaming[n_sink=0]-128"
     assert variants.policy_name(make("dense")) == "dense"
     # spelling out a default is the plain kind: the same run, the same name
-    assert variants.policy_name(make("raas", budget=64, refresh_ratio=0.5)) == "raas-64"
+    assert variants.policy_name(make("raas", budget=64, refresh_ratio=0.25)) == "raas-64"
     assert variants.series("raas", {"refresh_ratio": 0.75}) == "raas[refresh_ratio=0.75]"
     assert variants.series("raas", None) == "raas"  # a record from before settings were stored
 
@@ -35,8 +35,8 @@ def test_names_show_what_differs_from_the_kinds_defaults():
 def test_the_settings_key_holds_every_setting_so_no_two_variants_share_a_record():
     from raas_local.bench.store import key
 
-    a, b = make("raas", budget=64), make("raas", budget=64, refresh_ratio=0.25)
-    assert variants.settings(a)["refresh_ratio"] == 0.5
+    a, b = make("raas", budget=64), make("raas", budget=64, refresh_ratio=0.5)
+    assert variants.settings(a)["refresh_ratio"] == 0.25
     assert "budget" not in variants.settings(a) and "page_size" not in variants.settings(a)
     ra = {"suite": "fidelity", "policy": "raas", "budget": 64, "settings": variants.settings(a)}
     rb = {**ra, "settings": variants.settings(b)}
@@ -81,10 +81,10 @@ def test_policy_flags_reach_the_kinds_that_have_them_and_variants_win(tmp_path):
     from raas_local.cli import build_parser
 
     args = build_parser().parse_args(["bench", "--policies", "raas,raas:refresh_ratio=0.75,streaming",
-                                      "--refresh-ratio", "0.25", "--budgets", "64", "-o", str(tmp_path)])
+                                      "--refresh-ratio", "0.5", "--budgets", "64", "-o", str(tmp_path)])
     plan = make_plan(args)
     names = [variants.policy_name(p) for p in plan.budget_items()]
-    assert names == ["raas[refresh_ratio=0.25]-64", "raas[refresh_ratio=0.75]-64", "streaming-64"]
+    assert names == ["raas[refresh_ratio=0.5]-64", "raas[refresh_ratio=0.75]-64", "streaming-64"]
     args = build_parser().parse_args(["bench", "--policies", "streaming", "--refresh-ratio", "0.25", "-o", str(tmp_path)])
     with pytest.raises(PolicyError, match="--refresh-ratio does not apply to policy streaming"):
         make_plan(args)
@@ -94,7 +94,7 @@ def test_a_variant_that_spells_out_a_default_is_measured_once(tmp_path):
     from raas_local.bench.plan import make_plan
     from raas_local.cli import build_parser
 
-    args = build_parser().parse_args(["bench", "--policies", "dense,raas,raas:refresh_ratio=0.5", "--budgets", "64,128",
+    args = build_parser().parse_args(["bench", "--policies", "dense,raas,raas:refresh_ratio=0.25", "--budgets", "64,128",
                                       "-o", str(tmp_path)])
     plan = make_plan(args)
     assert [variants.policy_name(p) for p in plan.budget_items()] == ["dense", "raas-64", "raas-128"]

@@ -22,6 +22,7 @@ import pytest
 
 from raas_local.engine import Engine
 from raas_local.policies import CachePolicy
+from raas_local.policies.raas import RaasPolicy
 from reference.raas_policy import RaasReference
 from reference.torch_llama import TorchLlama
 
@@ -34,12 +35,13 @@ def tiny_llama_quiet_attn(tmp_path_factory):
     return path, write_llama(path, TinyConfig(attn_out_scale=1e-3))
 
 
-# the paper setting, then the score's free choices (issue 13): max over heads, the first layer unscored
-VARIANTS = [{}, {"head_agg": "max"}, {"skip_layers": 1}]
+# the shipped default, the paper setting, then the score's free choices (issue 13): max over heads, the
+# first layer unscored
+VARIANTS = {"default": {}, "paper": RaasPolicy.PAPER, "head_agg=max": {"head_agg": "max"}, "skip_layers=1": {"skip_layers": 1}}
 
 
 @pytest.mark.parametrize("flash_attn", [False, True])
-@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: ",".join(f"{k}={x}" for k, x in v.items()) or "paper")
+@pytest.mark.parametrize("variant", list(VARIANTS.values()), ids=list(VARIANTS))
 def test_scores_and_logits_match_pytorch(request, flash_attn, variant):
     path, cfg = request.getfixturevalue("tiny_llama_quiet_attn" if flash_attn else "tiny_llama")
     check_scores_and_logits(path, cfg, flash_attn, variant)
@@ -48,11 +50,11 @@ def test_scores_and_logits_match_pytorch(request, flash_attn, variant):
 def check_scores_and_logits(path, cfg, flash_attn: bool, variant: dict | None = None, **engine_kw) -> None:
     """engine_kw (n_gpu_layers) lets the GPU lane run the same check."""
     budget, page_size = 24, 4
-    variant = variant or {}
-    eng = Engine(path, policy=CachePolicy(kind="raas", budget=budget, page_size=page_size, **variant), kv_type="f32",
-                 flash_attn=flash_attn, n_ctx=256, **engine_kw)
+    eng = Engine(path, policy=CachePolicy(kind="raas", budget=budget, page_size=page_size, **(variant or {})),
+                 kv_type="f32", flash_attn=flash_attn, n_ctx=256, **engine_kw)
     ref = TorchLlama(cfg)
-    policy = RaasReference(budget, page_size)
+    policy = RaasReference.of(eng.policy)
+    variant = {"head_agg": eng.policy.head_agg, "skip_layers": eng.policy.skip_layers}  # what shapes the scores
     # flash attention also rounds Q to f16 for the product: logits move by ~1e-4
     logit_tol = 1e-3 if flash_attn else 1e-4
     rng = np.random.default_rng(7)

@@ -85,3 +85,20 @@ def test_protected_pages_raise_the_smallest_budget():
     assert paper.min_budget(40) == 40 + 2 * 16
     assert protected.min_budget(40) == 40 + 4 * 16
     assert paper.fits(64) and not protected.fits(80) and protected.fits(64)
+
+
+def test_the_c_apis_default_raas_params_are_the_python_defaults():
+    """A C caller of llama_raas_default_params gets the rule raas-local ships (docs/raas-policy.md)."""
+    from raas_local import native
+
+    c, py = native._default_params(), RaasPolicy()
+    assert (c.budget, c.page_size, c.skip_layers, c.protect_pages) == (py.budget, py.page_size, py.skip_layers, py.protect_pages)
+    assert c.refresh_ratio == pytest.approx(py.refresh_ratio)
+    assert (c.head_agg, c.page_score) == (native.HEAD_AGG[py.head_agg], native.PAGE_SCORE[py.page_score])
+
+
+def test_the_paper_setting_stays_selectable():
+    paper = RaasPolicy(**RaasPolicy.PAPER)
+    assert (paper.page_score, paper.refresh_ratio, paper.head_agg, paper.skip_layers, paper.protect_pages) == \
+        ("max", 0.5, "sum", 0, 0)
+    assert paper != RaasPolicy()

@@ -14,12 +14,17 @@ def n_refresh(ratio: float, n_pages: int) -> int:
 
 
 class RaasReference(PagedReference):
-    def __init__(self, budget: int, page_size: int, refresh_ratio: float = 0.5, page_score: str = "max",
-                 protect_pages: int = 0):
+    # no defaults: the reference states every choice, so a changed default of the policy cannot slip past it
+    def __init__(self, budget: int, page_size: int, refresh_ratio: float, page_score: str, protect_pages: int):
         super().__init__(budget, page_size)
         self.ratio = refresh_ratio
         self.page_score = page_score
         self.protect_pages = protect_pages
+
+    @classmethod
+    def of(cls, policy) -> "RaasReference":
+        """The reference of a RaasPolicy's settings (head_agg and skip_layers shape the scores, not the rule)."""
+        return cls(policy.budget, policy.page_size, policy.refresh_ratio, policy.page_score, policy.protect_pages)
 
     def victim(self, newest):
         # the open page (still filling, or holding the newest position) and the protect_pages before it stay
