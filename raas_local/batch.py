@@ -18,9 +18,11 @@ others' decode step would gain nothing here: with one KV stream per sequence
 llama.cpp splits a batch with ``split_equal``, which takes the same number of
 tokens from every sequence in a ubatch, so a 30-token prompt beside seven
 decoding sequences becomes one ubatch of one token each and then 29 tokens of
-the prompt alone (the same calls, and the prompt cut differently than alone). The per-token loop is
-Engine.generate's: sample, stop at end of sequence, decode, count; a sequence
-ends after decoding its max_tokens-th token, with that token in its cache.
+the prompt alone (the same calls, and the prompt cut differently than alone).
+
+The per-token loop is Engine.generate's: sample, stop at end of sequence,
+decode, count; a sequence ends after decoding its max_tokens-th token, with
+that token in its cache.
 
 Results come back per prompt, as each finishes, in ``Completion``s with the
 prompt's own ``GenStats`` (its decode time is the wall time of the steps it
