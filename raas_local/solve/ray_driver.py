@@ -358,8 +358,9 @@ def solve_on_ray(args, problems: list, problems_path: Path) -> int:
         first = plan.first_pending().policy if plan is not None else plan_policies(args, default_budget(spec))[0]
         ns = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "func"})
         ns.model_flag, ns.model, ns.threads = model, None, threads
-        ns.n_ctx_dense = dense_context_cells(problems, sampling_of(args).max_tokens)  # as local solve
-        pool = _Pool(ray, (ns, first, sampling_of(args)), workers, threads, gpus)
+        sampling = sampling_of(args)
+        ns.n_ctx_dense = dense_context_cells(problems, sampling.max_tokens)  # as local solve
+        pool = _Pool(ray, (ns, first, sampling), workers, threads, gpus)
         print(f"raas-local: ray: {workers} worker(s), {threads} thread(s){' and 1 GPU' if gpus else ''} each, "
               f"on a cluster of {len(info.nodes)} node(s) ({int(info.cpus)} CPUs, {int(info.gpus)} GPUs)",
               file=sys.stderr)

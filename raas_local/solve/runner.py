@@ -277,7 +277,6 @@ def solve(
         for pid, gen in results:
             record = score(todo[pid], gen, timeout=timeout, think_tags=think_tags)
             writer.write(record)
-            done[pid] = record
             outcome.new += 1
             scored += 1
             right += record["correct"] is True

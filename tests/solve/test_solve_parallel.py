@@ -5,6 +5,7 @@ at a time, each id once, in finishing order; more slots than problems; sweeps. K
 from __future__ import annotations
 
 import json
+import re
 
 from test_solve_cli_e2e import FAST, PROBLEMS, read_lines, run_cli, write_problems
 
@@ -63,8 +64,6 @@ def test_a_dense_context_is_sized_to_the_problems_not_the_training_length(tmp_pa
     """Without -c each of N dense sequences held the model's training context (8192 cells for the
     embedded model, 128k for many 8B models: 16 GiB of KV per sequence); now it holds what its problems
     need: the longest prompt's bytes + 512 + max tokens (llama.cpp's log names the cells it allocated)."""
-    import re
-
     p = write_problems(tmp_path / "p.jsonl", PROBLEMS[:2])
     r = run_cli(str(p), "-o", str(tmp_path / "out.jsonl"), "--policy", "dense", "-n", "16", "--parallel", "2", "-v", *FAST)
     assert r.returncode == 0, r.stderr
